@@ -1,0 +1,76 @@
+"""Shared CLI plumbing: engine options, error reporting, .env loading."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import os
+from pathlib import Path
+from typing import Any, Callable, Optional
+
+import typer
+from rich.console import Console
+
+from ..engine import DialogforgeError, Engine
+
+console = Console(stderr=True)
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config with endpoints and roles.", exists=False)
+BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (overrides the config).")
+ModelOpt = typer.Option(None, "--model", help="Model name on that server (overrides the config).")
+KeyEnvOpt = typer.Option(None, "--api-key-env", help="Environment variable that holds the API key.")
+StoreOpt = typer.Option(None, "--store", help="Run store (SQLite). Default: .dialogforge/store.sqlite or $DIALOGFORGE_HOME.")
+
+
+def load_dotenv_once() -> None:
+    try:
+        from dotenv import load_dotenv
+    except ImportError:
+        return
+    load_dotenv(Path.cwd() / ".env", override=False)
+
+
+def make_engine(config: Optional[Path], base_url: Optional[str], model: Optional[str], api_key_env: Optional[str],
+                store: Optional[Path], roles: list[str] | None = None) -> Engine:
+    load_dotenv_once()
+    return Engine.load(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store, roles=roles)
+
+
+def friendly_errors(fn: Callable) -> Callable:
+    """Turn our own errors into one red line and exit code 2, instead of a traceback."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except DialogforgeError as e:
+            console.print(f"[bold red]error:[/] {e}", highlight=False)
+            raise typer.Exit(2) from None
+        except KeyboardInterrupt:
+            console.print("[yellow]interrupted[/] — finished items are saved; rerun the same command to resume")
+            raise typer.Exit(130) from None
+    return wrapper
+
+
+def run_async(coro_fn: Callable[[], Any]) -> Any:
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    return asyncio.run(coro_fn())
+
+
+def parse_fields(pairs: list[str] | None) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for p in pairs or []:
+        if "=" not in p:
+            raise DialogforgeError(f"--field expects OURS=THEIRS (e.g. prompt=question), got {p!r}")
+        k, v = p.split("=", 1)
+        out[k.strip()] = v.strip()
+    return out
+
+
+def print_result(result: Any, what: str = "items") -> None:
+    msg = f"[green]done[/]: {result.done} {what} written"
+    if result.skipped:
+        msg += f", {result.skipped} already finished earlier"
+    if result.failed:
+        msg += f", [red]{result.failed} failed[/] (see {result.failures_path}; rerun with --retry-failed)"
+    if result.skipped_failed:
+        msg += f", {result.skipped_failed} failed earlier (--retry-failed to retry)"
+    console.print(msg + f" · run {result.run_id}", highlight=False)

@@ -1,0 +1,49 @@
+"""`dialogforge generate`: single-turn generation over a file of prompts."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..workflows.generate import GenerateOptions, generate
+from .common import (BaseUrlOpt, ConfigOpt, KeyEnvOpt, ModelOpt, StoreOpt, friendly_errors, make_engine,
+                     parse_fields, print_result, run_async)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("generate")
+    @friendly_errors
+    def generate_cmd(
+        input: Path = typer.Argument(..., help="JSONL or JSON list; rows with `prompt` or `messages`."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output JSONL (appended; resumable)."),
+        config: Optional[Path] = ConfigOpt,
+        base_url: Optional[str] = BaseUrlOpt,
+        model: Optional[str] = ModelOpt,
+        api_key_env: Optional[str] = KeyEnvOpt,
+        system: Optional[str] = typer.Option(None, "--system", help="System prompt added to every row."),
+        concurrency: int = typer.Option(64, "--concurrency", "-j", help="Items in flight at once."),
+        max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
+        temperature: Optional[float] = typer.Option(None, "--temperature"),
+        n: int = typer.Option(1, "--n", help="Samples per prompt."),
+        field: Optional[list[str]] = typer.Option(None, "--field", help="Map fields: prompt=question, id=uid."),
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the items that failed before."),
+        keep_input: bool = typer.Option(False, "--keep-input", help="Copy each input row into its output row."),
+        store: Optional[Path] = StoreOpt,
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    ) -> None:
+        """Generate one response (or --n) per prompt; resumable, every call logged."""
+        engine = make_engine(config, base_url, model, api_key_env, store, roles=["generator"])
+        params = {k: v for k, v in {"max_tokens": max_tokens, "temperature": temperature}.items() if v is not None}
+        opts = GenerateOptions(system=system, n=n, params=params, fields=parse_fields(field), keep_input=keep_input)
+
+        async def main():
+            try:
+                return await generate(engine, input, output, opts, concurrency=concurrency,
+                                      retry_failed=retry_failed, progress=not quiet)
+            finally:
+                await engine.aclose()
+        result = run_async(main)
+        print_result(result)
+        if result.failed:
+            raise typer.Exit(1)

@@ -1,0 +1,20 @@
+"""The `dialogforge` command. Each area registers its commands from its own module."""
+from __future__ import annotations
+
+import typer
+
+from . import demo, generate, runs
+
+app = typer.Typer(
+    name="dialogforge",
+    help="Make training data for chat and agent LLMs: persona dialogues, agent trajectories, proactive-assistant data.",
+    no_args_is_help=True,
+    pretty_exceptions_show_locals=False,
+)
+
+generate.register(app)
+runs.register(app)
+demo.register(app)
+
+if __name__ == "__main__":
+    app()

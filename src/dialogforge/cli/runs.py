@@ -1,0 +1,75 @@
+"""`dialogforge runs` and `dialogforge runs show RUN`: what the run store recorded."""
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from ..engine import DialogforgeError, RunStore
+from .common import StoreOpt, friendly_errors
+
+out = Console()
+
+
+def _when(ts: float) -> str:
+    return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
+
+
+def register(app: typer.Typer) -> None:
+    runs_app = typer.Typer(help="Runs recorded in the run store.", invoke_without_command=True, no_args_is_help=False)
+    app.add_typer(runs_app, name="runs")
+
+    @runs_app.callback()
+    @friendly_errors
+    def runs_list(ctx: typer.Context, store: Optional[Path] = StoreOpt) -> None:
+        """List runs, newest first."""
+        if ctx.invoked_subcommand:
+            return
+        st = RunStore(store)
+        table = Table(title=f"runs in {st.path}")
+        for col in ("run", "workflow", "status", "done", "failed", "updated", "output"):
+            table.add_column(col)
+        for r in st.runs():
+            table.add_row(r.run_id, r.name, r.status, str(r.done), str(r.failed), _when(r.updated_at),
+                          next(iter(r.outputs.values()), ""))
+        out.print(table)
+
+    @runs_app.command("show")
+    @friendly_errors
+    def runs_show(run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+                  store: Optional[Path] = StoreOpt) -> None:
+        """Summarise one run: calls, tokens, cost and latency per purpose; errors; failed items."""
+        st = RunStore(store)
+        info = st.find_run(run)
+        if info is None:
+            raise DialogforgeError(f"no run {run!r} in {st.path} (see `dialogforge runs`)")
+        s = st.run_summary(info.run_id)
+        out.print(f"[bold]{info.run_id}[/] · {info.name} · {info.status} · {info.done} done, {info.failed} failed")
+        out.print(f"command: {info.command}", highlight=False)
+        for k, v in info.outputs.items():
+            out.print(f"output {k}: {v}", highlight=False)
+        t = Table(title="calls by purpose")
+        for col in ("purpose", "calls", "errors", "prompt tok", "completion tok", "cost", "mean latency"):
+            t.add_column(col, justify="right" if col != "purpose" else "left")
+        for p in s["by_purpose"]:
+            t.add_row(p["purpose"], str(p["calls"]), str(p["errors"]), f"{p['prompt_tokens']:,}",
+                      f"{p['completion_tokens']:,}", f"${p['cost']:.4f}", f"{p['mean_latency']:.3f}s")
+        out.print(t)
+        if s["call_errors"]:
+            t = Table(title="call errors (retried or final)")
+            t.add_column("error")
+            t.add_column("count", justify="right")
+            for e in s["call_errors"]:
+                t.add_row(e["error"], str(e["count"]))
+            out.print(t)
+        if s["failures"]:
+            t = Table(title="failed items")
+            t.add_column("item")
+            t.add_column("reason")
+            for item_id, err in s["failures"][:50]:
+                t.add_row(item_id, err)
+            out.print(t)

@@ -1,0 +1,141 @@
+"""The engine every workflow stands on: LLM access, concurrency, caching, run store, runner."""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any, Iterable
+
+from rich.console import Console
+
+from .client import LLM, Stats
+from .config import Config, EndpointConfig, load_config, parse_config, with_overrides
+from .errors import (APIConnectionError, APIError, APIStatusError, ConfigError, DialogforgeError, InputError,
+                     ItemFailed, NotFoundError, StructuredOutputError)
+from .io import count_items, read_items
+from .runner import ItemContext, ProcessFn, RunResult, execute
+from .store import RunStore
+from .types import ChatResponse, Usage
+
+__all__ = [
+    "Engine", "ItemContext", "RunResult", "ChatResponse", "Usage", "Config", "EndpointConfig", "RunStore",
+    "read_items", "count_items", "load_config", "ItemFailed", "DialogforgeError", "ConfigError", "InputError",
+    "APIError", "StructuredOutputError",
+]
+
+EMBEDDED_ENDPOINT = "embedded"
+
+
+class Engine:
+    """Config + run store + one LLM per endpoint, created on first use.
+
+    Roles ("generator", "judge", "user", "agent", ...) resolve to endpoints through
+    ``config.roles``; with no endpoints configured every role uses the embedded model.
+    """
+
+    def __init__(self, config: Config, store: RunStore | None = None, console: Console | None = None):
+        self.config = config
+        self.store = store or RunStore(config.store)
+        self.stats = Stats()
+        self.console = console or Console(stderr=True)
+        self._llms: dict[str, LLM] = {}
+        self._global: asyncio.Semaphore | None = None
+
+    # --- construction -------------------------------------------------------------------
+    @classmethod
+    def load(cls, config_path: str | os.PathLike | None = None, *, base_url: str | None = None,
+             model: str | None = None, api_key_env: str | None = None, store: str | os.PathLike | None = None,
+             roles: list[str] | None = None) -> "Engine":
+        cfg = with_overrides(load_config(config_path), base_url=base_url, model=model, api_key_env=api_key_env,
+                             roles=roles)
+        return cls(cfg, RunStore(store or cfg.store))
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], *, store: str | os.PathLike | None = None) -> "Engine":
+        cfg = parse_config(data)
+        return cls(cfg, RunStore(store or cfg.store))
+
+    # --- LLM access -----------------------------------------------------------------------
+    def endpoint_name(self, role: str) -> str:
+        if not self.config.endpoints:
+            return EMBEDDED_ENDPOINT
+        return self.config.endpoint_for(role)
+
+    def endpoint_config(self, role: str) -> EndpointConfig:
+        name = self.endpoint_name(role)
+        return self.config.endpoints.get(name) or EndpointConfig(backend="embedded", model="SmolLM2-135M-Instruct",
+                                                                  concurrency=4)
+
+    def llm(self, role: str) -> LLM:
+        name = self.endpoint_name(role)
+        llm = self._llms.get(name)
+        if llm is None:
+            if self._global is None:
+                self._global = asyncio.Semaphore(self.config.concurrency)
+            cfg = self.endpoint_config(role)
+            llm = LLM(name, cfg, _make_backend(cfg), self.store, self._global, self.stats)
+            self._llms[name] = llm
+        return llm
+
+    async def chat(self, messages: list[dict], *, role: str = "generator", **kwargs: Any) -> ChatResponse:
+        """One call outside any run (scripts, notebooks). Logged and cached like the rest."""
+        return await self.llm(role).chat(messages, **kwargs)
+
+    def same_endpoint(self, role_a: str, role_b: str) -> bool:
+        a, b = self.endpoint_config(role_a), self.endpoint_config(role_b)
+        return (a.base_url, a.model, a.backend) == (b.base_url, b.model, b.backend)
+
+    async def preflight(self, roles: Iterable[str]) -> None:
+        """Check each remote endpoint once before a run: reachable, key accepted, model served.
+
+        Raises one clear error instead of letting a thousand items fail."""
+        from .preflight import check_endpoint
+        seen = set()
+        for role in roles:
+            name = self.endpoint_name(role)
+            if name in seen:
+                continue
+            seen.add(name)
+            cfg = self.endpoint_config(role)
+            if cfg.backend == "openai":
+                await check_endpoint(name, cfg, self.llm(role))
+
+    # --- runs ---------------------------------------------------------------------------------
+    async def run(self, *, name: str, items: Iterable[tuple[str, dict]], process: ProcessFn,
+                  output: str | os.PathLike | dict[str, Any], concurrency: int = 64, retry_failed: bool = False,
+                  run_id: str | None = None, total: int | None = None, use_cache: bool = True,
+                  progress: bool = True, roles: Iterable[str] | None = None, check: bool = True) -> RunResult:
+        if check:
+            await self.preflight(roles if roles is not None else (self.config.roles or ["generator"]))
+        return await execute(self, name=name, items=items, process=process, output=output, concurrency=concurrency,
+                             retry_failed=retry_failed, run_id=run_id, total=total, use_cache=use_cache,
+                             progress=progress, console=self.console)
+
+    def run_sync(self, **kwargs: Any) -> RunResult:
+        async def main() -> RunResult:
+            try:
+                return await self.run(**kwargs)
+            finally:
+                await self.aclose()
+        return asyncio.run(main())
+
+    async def aclose(self) -> None:
+        for llm in self._llms.values():
+            await llm.backend.aclose()
+        self._llms.clear()
+        self._global = None
+
+    async def __aenter__(self) -> "Engine":
+        return self
+
+    async def __aexit__(self, *exc: Any) -> None:
+        await self.aclose()
+
+
+def _make_backend(cfg: EndpointConfig):
+    if cfg.backend == "embedded":
+        from .backends.embedded import EmbeddedBackend
+        return EmbeddedBackend()
+    from .backends.remote import RemoteBackend
+    assert cfg.base_url
+    return RemoteBackend(cfg.base_url, connections=cfg.concurrency, headers=cfg.headers)

@@ -1,0 +1,168 @@
+"""LLM: one endpoint with its backend, limits, retries, cache and structured output.
+
+Every call, failed attempts included, is logged in the run store. A call is keyed by a
+hash of (model, messages, params, tools, schema, sample); a key that already has a
+response is served from the store and never sent again.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import time
+from dataclasses import dataclass
+from typing import Any, Protocol
+
+import orjson
+from pydantic import BaseModel, ValidationError
+
+from . import structured
+from .config import EndpointConfig
+from .errors import APIError, RateLimitError, StructuredOutputError
+from .limits import AdaptiveLimiter, KeyPool, backoff_delay
+from .store import RunStore
+from .types import ChatResponse
+
+
+class Backend(Protocol):
+    name: str
+
+    async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None) -> dict: ...
+
+    async def aclose(self) -> None: ...
+
+
+@dataclass(slots=True)
+class Stats:
+    """Counters the progress display reads."""
+
+    requests: int = 0
+    cached: int = 0
+    retries: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost: float = 0.0
+
+
+def cache_key(model: str, messages: list, params: dict, tools: Any, schema: Any, sample: int) -> str:
+    blob = orjson.dumps([model, messages, params, tools, schema, sample], option=orjson.OPT_SORT_KEYS)
+    return hashlib.blake2b(blob, digest_size=16).hexdigest()
+
+
+class LLM:
+    def __init__(self, name: str, cfg: EndpointConfig, backend: Backend, store: RunStore,
+                 global_limit: asyncio.Semaphore, stats: Stats):
+        self.name = name
+        self.cfg = cfg
+        self.model = cfg.model or backend.name
+        self.backend = backend
+        self.store = store
+        self.stats = stats
+        self._global = global_limit
+        self.limiter = AdaptiveLimiter(cfg.concurrency)
+        self.keys = KeyPool(cfg.resolve_keys(), rpm=cfg.rpm, tpm=cfg.tpm)
+        self._price = cfg.price
+        self.structured_mode = cfg.structured_output
+        self._defaults = dict(cfg.params)
+
+    async def chat(self, messages: list[dict], *, purpose: str = "main", sample: int = 0,
+                   schema: type[BaseModel] | None = None, tools: list[dict] | None = None,
+                   run_id: str | None = None, item_id: str | None = None, use_cache: bool = True,
+                   max_repairs: int = 2, **params: Any) -> ChatResponse:
+        if schema is None:
+            return await self._call(messages, params, tools, None, sample, purpose, run_id, item_id, use_cache)
+        fmt = structured.response_format(schema, self.structured_mode)
+        msgs = list(messages)
+        if fmt is None or fmt["type"] == "json_object":
+            msgs = [*msgs[:-1], {**msgs[-1], "content": f"{msgs[-1].get('content') or ''}\n\n{structured.schema_hint(schema)}"}]
+        p = dict(params)
+        if fmt is not None:
+            p["response_format"] = fmt
+        last_err: Exception | None = None
+        for _ in range(max_repairs + 1):
+            resp = await self._call(msgs, p, tools, schema.__name__, sample, purpose, run_id, item_id, use_cache)
+            try:
+                resp.parsed = structured.validate(schema, resp.text)
+                return resp
+            except (ValidationError, ValueError) as e:
+                last_err = e
+                msgs = [*msgs, {"role": "assistant", "content": resp.text or ""},
+                        {"role": "user", "content": structured.repair_message(e)}]
+        raise StructuredOutputError(
+            f"{self.name}: answer did not match {schema.__name__} after {max_repairs + 1} tries: {last_err}")
+
+    async def _call(self, messages: list[dict], params: dict, tools: list[dict] | None, schema_name: str | None,
+                    sample: int, purpose: str, run_id: str | None, item_id: str | None,
+                    use_cache: bool) -> ChatResponse:
+        merged = {**self._defaults, **params} if self._defaults else params
+        key = cache_key(self.model, messages, merged, tools, schema_name, sample)
+        if use_cache:
+            hit = self.store.lookup(key)
+            if hit is not None:
+                call_id, body = hit
+                self.stats.cached += 1
+                resp = ChatResponse.from_body(body)
+                resp.cached = True
+                resp.call_id = call_id
+                return resp
+        body: dict[str, Any] = {"model": self.model, "messages": messages, **merged}
+        if tools:
+            body["tools"] = tools
+        request = orjson.dumps(body)
+        est = len(request) / 3 + (merged.get("max_tokens") or 256)
+        attempt = 0
+        delay = 0.0
+        while True:
+            if delay:
+                await asyncio.sleep(delay)
+            await self._global.acquire()
+            await self.limiter.acquire()
+            slot = await self.keys.acquire(est)
+            t0 = time.perf_counter()
+            try:
+                out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout)
+                resp = ChatResponse.from_body(out, latency=time.perf_counter() - t0)
+            except (APIError, ValueError) as e:
+                latency = time.perf_counter() - t0
+                self.stats.errors += 1
+                err = e if isinstance(e, APIError) else APIError(str(e))
+                self.store.log_call(run_id=run_id, item_id=item_id, purpose=purpose, endpoint=self.name,
+                                    model=self.model, cache_key=None, request=request, response=None,
+                                    latency=latency, attempt=attempt, error=_redact(str(err), slot.key))
+                retryable = getattr(err, "retryable", False)
+                if isinstance(err, RateLimitError):
+                    self.limiter.backoff()
+                if not retryable or attempt >= self.cfg.max_retries:
+                    raise type(err)(_redact(str(err), slot.key), status=err.status, retry_after=err.retry_after) from None
+                delay = backoff_delay(attempt, err.retry_after)
+                if isinstance(err, RateLimitError):
+                    self.keys.cool_down(slot, delay)
+                attempt += 1
+                self.stats.retries += 1
+                continue
+            finally:
+                self.limiter.release()
+                self._global.release()
+            break
+        self.limiter.success()
+        u = resp.usage
+        self.keys.settle(slot, est, u.prompt_tokens + u.completion_tokens)
+        cost = 0.0
+        if self._price:
+            cost = (u.prompt_tokens * self._price.input_per_1m + u.completion_tokens * self._price.output_per_1m) / 1e6
+        st = self.stats
+        st.requests += 1
+        st.prompt_tokens += u.prompt_tokens
+        st.completion_tokens += u.completion_tokens
+        st.cost += cost
+        resp.call_id = self.store.log_call(
+            run_id=run_id, item_id=item_id, purpose=purpose, endpoint=self.name, model=self.model, cache_key=key,
+            request=request, response=out, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
+            latency=resp.latency, attempt=attempt, cost=cost)
+        return resp
+
+
+def _redact(text: str, key: str | None) -> str:
+    if key and key in text:
+        text = text.replace(key, "***")
+    return text

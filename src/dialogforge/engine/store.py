@@ -1,0 +1,208 @@
+"""The run store: one SQLite file (WAL) that logs every LLM call and every finished item.
+
+It is also the response cache (calls are looked up by ``cache_key``) and the journal that
+makes output files exactly-once: an item's lines are appended to its output files, then the
+item and each file's new size are committed in one transaction. On restart a file longer
+than its committed size has an uncommitted tail (a crash between write and commit), which
+is cut off before the run resumes.
+"""
+from __future__ import annotations
+
+import os
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY,
+    name TEXT NOT NULL,
+    created_at REAL NOT NULL,
+    updated_at REAL NOT NULL,
+    status TEXT NOT NULL,
+    command TEXT,
+    outputs TEXT,
+    info TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    run_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    status TEXT NOT NULL,          -- done | failed
+    error TEXT,
+    records INTEGER NOT NULL DEFAULT 0,
+    updated_at REAL NOT NULL,
+    PRIMARY KEY (run_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY,
+    run_id TEXT,
+    item_id TEXT,
+    purpose TEXT,
+    endpoint TEXT,
+    model TEXT,
+    cache_key TEXT,
+    request BLOB,
+    response BLOB,
+    prompt_tokens INTEGER,
+    completion_tokens INTEGER,
+    latency REAL,
+    attempt INTEGER,
+    error TEXT,
+    cost REAL,
+    created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_key ON calls (cache_key) WHERE response IS NOT NULL;
+CREATE INDEX IF NOT EXISTS calls_run ON calls (run_id, item_id);
+CREATE TABLE IF NOT EXISTS files (
+    path TEXT PRIMARY KEY,
+    size INTEGER NOT NULL
+);
+"""
+
+
+def default_store_path() -> Path:
+    home = os.environ.get("DIALOGFORGE_HOME")
+    base = Path(home) if home else Path.cwd() / ".dialogforge"
+    return base / "store.sqlite"
+
+
+@dataclass(slots=True)
+class RunInfo:
+    run_id: str
+    name: str
+    created_at: float
+    updated_at: float
+    status: str
+    command: str | None
+    outputs: dict[str, str]
+    done: int = 0
+    failed: int = 0
+
+
+class RunStore:
+    def __init__(self, path: str | os.PathLike | None = None):
+        self.path = Path(path) if path else default_store_path()
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # durable against process kills; fsync at checkpoints
+        self.db.execute("PRAGMA busy_timeout=10000")
+        self.db.executescript(SCHEMA)
+
+    def close(self) -> None:
+        self.db.close()
+
+    # --- calls -------------------------------------------------------------------------
+    def lookup(self, cache_key: str) -> tuple[int, dict] | None:
+        row = self.db.execute(
+            "SELECT id, response FROM calls WHERE cache_key=? AND response IS NOT NULL LIMIT 1", (cache_key,)
+        ).fetchone()
+        if row is None:
+            return None
+        return row[0], orjson.loads(row[1])
+
+    def log_call(self, *, run_id: str | None, item_id: str | None, purpose: str, endpoint: str, model: str,
+                 cache_key: str | None, request: bytes, response: dict | None, prompt_tokens: int = 0,
+                 completion_tokens: int = 0, latency: float = 0.0, attempt: int = 0, error: str | None = None,
+                 cost: float = 0.0) -> int:
+        cur = self.db.execute(
+            "INSERT INTO calls (run_id, item_id, purpose, endpoint, model, cache_key, request, response,"
+            " prompt_tokens, completion_tokens, latency, attempt, error, cost, created_at)"
+            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            (run_id, item_id, purpose, endpoint, model, cache_key, request,
+             orjson.dumps(response) if response is not None else None,
+             prompt_tokens, completion_tokens, latency, attempt, error, cost, time.time()),
+        )
+        return cur.lastrowid  # type: ignore[return-value]
+
+    def calls(self, run_id: str, item_id: str | None = None) -> Iterator[dict[str, Any]]:
+        q = ("SELECT id, item_id, purpose, endpoint, model, request, response, prompt_tokens, completion_tokens,"
+             " latency, attempt, error FROM calls WHERE run_id=?")
+        args: tuple = (run_id,)
+        if item_id is not None:
+            q += " AND item_id=?"
+            args += (item_id,)
+        for r in self.db.execute(q + " ORDER BY id", args):
+            yield {"id": r[0], "item_id": r[1], "purpose": r[2], "endpoint": r[3], "model": r[4],
+                   "request": orjson.loads(r[5]) if r[5] else None, "response": orjson.loads(r[6]) if r[6] else None,
+                   "prompt_tokens": r[7], "completion_tokens": r[8], "latency": r[9], "attempt": r[10], "error": r[11]}
+
+    # --- runs and items ------------------------------------------------------------------
+    def begin_run(self, run_id: str, name: str, outputs: dict[str, str], command: str | None) -> None:
+        now = time.time()
+        self.db.execute(
+            "INSERT INTO runs (run_id, name, created_at, updated_at, status, command, outputs) VALUES (?,?,?,?,?,?,?)"
+            " ON CONFLICT(run_id) DO UPDATE SET updated_at=excluded.updated_at, status='running',"
+            " command=excluded.command, outputs=excluded.outputs",
+            (run_id, name, now, now, "running", command, orjson.dumps(outputs).decode()),
+        )
+
+    def end_run(self, run_id: str, status: str) -> None:
+        self.db.execute("UPDATE runs SET status=?, updated_at=? WHERE run_id=?", (status, time.time(), run_id))
+
+    def item_statuses(self, run_id: str) -> dict[str, str]:
+        return dict(self.db.execute("SELECT item_id, status FROM items WHERE run_id=?", (run_id,)))
+
+    def failures(self, run_id: str) -> list[tuple[str, str]]:
+        return list(self.db.execute(
+            "SELECT item_id, error FROM items WHERE run_id=? AND status='failed' ORDER BY updated_at", (run_id,)))
+
+    def commit_item(self, run_id: str, item_id: str, status: str, *, error: str | None = None,
+                    records: int = 0, file_sizes: dict[str, int] | None = None) -> None:
+        db = self.db
+        db.execute("BEGIN")
+        try:
+            db.execute(
+                "INSERT INTO items (run_id, item_id, status, error, records, updated_at) VALUES (?,?,?,?,?,?)"
+                " ON CONFLICT(run_id, item_id) DO UPDATE SET status=excluded.status, error=excluded.error,"
+                " records=excluded.records, updated_at=excluded.updated_at",
+                (run_id, item_id, status, error, records, time.time()))
+            if file_sizes:
+                db.executemany("INSERT INTO files (path, size) VALUES (?, ?)"
+                               " ON CONFLICT(path) DO UPDATE SET size=excluded.size", list(file_sizes.items()))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+
+    # --- output files --------------------------------------------------------------------
+    def committed_size(self, path: str) -> int | None:
+        row = self.db.execute("SELECT size FROM files WHERE path=?", (path,)).fetchone()
+        return row[0] if row else None
+
+    def set_committed_size(self, path: str, size: int) -> None:
+        self.db.execute("INSERT INTO files (path, size) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET size=excluded.size",
+                        (path, size))
+
+    # --- listing ---------------------------------------------------------------------------
+    def runs(self) -> list[RunInfo]:
+        out = []
+        for r in self.db.execute(
+            "SELECT r.run_id, r.name, r.created_at, r.updated_at, r.status, r.command, r.outputs,"
+            " (SELECT COUNT(*) FROM items i WHERE i.run_id=r.run_id AND i.status='done'),"
+            " (SELECT COUNT(*) FROM items i WHERE i.run_id=r.run_id AND i.status='failed')"
+            " FROM runs r ORDER BY r.updated_at DESC"):
+            out.append(RunInfo(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6] or "{}"), r[7], r[8]))
+        return out
+
+    def find_run(self, prefix: str) -> RunInfo | None:
+        matches = [r for r in self.runs() if r.run_id == prefix or r.run_id.startswith(prefix)]
+        return matches[0] if len(matches) >= 1 else None
+
+    def run_summary(self, run_id: str) -> dict[str, Any]:
+        by_purpose = [
+            {"purpose": p, "calls": n, "errors": e, "prompt_tokens": pt or 0, "completion_tokens": ct or 0,
+             "cost": c or 0.0, "mean_latency": lat or 0.0}
+            for p, n, e, pt, ct, c, lat in self.db.execute(
+                "SELECT purpose, COUNT(*), SUM(error IS NOT NULL), SUM(prompt_tokens), SUM(completion_tokens),"
+                " SUM(cost), AVG(CASE WHEN error IS NULL THEN latency END) FROM calls WHERE run_id=? GROUP BY purpose",
+                (run_id,))
+        ]
+        errors = [{"error": e, "count": n} for e, n in self.db.execute(
+            "SELECT error, COUNT(*) FROM calls WHERE run_id=? AND error IS NOT NULL GROUP BY error"
+            " ORDER BY COUNT(*) DESC LIMIT 10", (run_id,))]
+        return {"by_purpose": by_purpose, "call_errors": errors, "failures": self.failures(run_id)}

@@ -1,0 +1,64 @@
+"""Single-turn generation: one prompt (or message list) in, one or more responses out.
+
+    dialogforge generate prompts.jsonl -o answers.jsonl --n 2 --system "Be brief."
+
+Each output row keeps the input's id (or line number) and adds the response text, the
+finish reason, token usage and the sample index.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from ..engine import Engine, ItemContext, ItemFailed, RunResult, count_items, read_items
+
+
+@dataclass
+class GenerateOptions:
+    system: str | None = None
+    n: int = 1
+    params: dict[str, Any] = field(default_factory=dict)  # temperature, max_tokens, ...
+    fields: dict[str, str] = field(default_factory=dict)  # our name -> the file's name (prompt, messages, id)
+    keep_input: bool = False
+
+
+def build_messages(item: dict, system: str | None) -> list[dict]:
+    if isinstance(item.get("messages"), list):
+        msgs = list(item["messages"])
+    elif isinstance(item.get("prompt"), str):
+        msgs = [{"role": "user", "content": item["prompt"]}]
+    else:
+        raise ItemFailed("the row has neither a 'prompt' string nor a 'messages' list (map fields with --field)")
+    if system and not (msgs and msgs[0].get("role") == "system"):
+        msgs = [{"role": "system", "content": system}, *msgs]
+    return msgs
+
+
+def make_process(opts: GenerateOptions):
+    async def process(item: dict, ctx: ItemContext) -> list[dict]:
+        messages = build_messages(item, opts.system)
+        rows = []
+        for k in range(opts.n):
+            r = await ctx.chat(messages, role="generator", purpose="main", sample=k, **opts.params)
+            row = {"id": ctx.item_id, "sample": k, "response": r.text, "finish_reason": r.finish_reason,
+                   "usage": {"prompt_tokens": r.usage.prompt_tokens, "completion_tokens": r.usage.completion_tokens},
+                   "model": r.model}
+            if opts.keep_input:
+                row["input"] = item
+            rows.append(row)
+        return rows
+    return process
+
+
+async def generate(engine: Engine, input_path: str | os.PathLike, output: str | os.PathLike,
+                   opts: GenerateOptions | None = None, *, concurrency: int = 64, retry_failed: bool = False,
+                   progress: bool = True) -> RunResult:
+    """Run single-turn generation over a JSONL/JSON file of prompts."""
+    opts = opts or GenerateOptions()
+    id_field = opts.fields.get("id")
+    fields = {k: v for k, v in opts.fields.items() if k != "id"}
+    items = read_items(input_path, id_field=id_field, fields=fields)
+    return await engine.run(name="generate", items=items, process=make_process(opts), output=output,
+                            concurrency=concurrency, retry_failed=retry_failed, total=count_items(input_path),
+                            progress=progress, roles=["generator"])
