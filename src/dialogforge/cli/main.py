@@ -4,6 +4,7 @@ from __future__ import annotations
 import typer
 
 from . import demo, generate, runs
+from . import agent as agent_cli
 
 app = typer.Typer(
     name="dialogforge",
@@ -15,6 +16,7 @@ app = typer.Typer(
 generate.register(app)
 runs.register(app)
 demo.register(app)
+agent_cli.register(app)
 
 if __name__ == "__main__":
     app()

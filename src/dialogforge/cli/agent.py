@@ -1,0 +1,135 @@
+"""`dialogforge agent run` and `dialogforge agent import-tasks`."""
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..engine.errors import ConfigError
+from .common import BaseUrlOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, make_engine, parse_fields, run_async
+
+
+def _mapping(preset: Optional[str], fields: list[str] | None):
+    from ..workflows.agent.tasks import resolve_mapping
+    extra = parse_fields(fields)
+    if not extra:
+        return preset or "default"
+    base = resolve_mapping(preset or "default")
+    base.update(extra)
+    return base
+
+
+def register(app: typer.Typer) -> None:
+    agent_app = typer.Typer(help="Agent rollouts in real environments -> trajectories, rewards, exact SFT samples.",
+                            no_args_is_help=True)
+    app.add_typer(agent_app, name="agent")
+
+    @agent_app.command("run")
+    @friendly_errors
+    def run_cmd(
+        source: Path = typer.Argument(..., help="A YAML config (engine + `agent:` section) or a tasks JSON/JSONL file."),
+        out: Path = typer.Option(Path("agent-output"), "--out", "-o", help="Output folder; round r goes to OUT/round_r/."),
+        tasks: Optional[Path] = typer.Option(None, "--tasks", help="Tasks file (overrides agent.tasks)."),
+        mapping: Optional[str] = typer.Option(None, "--mapping", help="Task field preset: default, rocm_agent, swe."),
+        field: Optional[list[str]] = typer.Option(None, "--field", help="Map task fields: id=instance_id ..."),
+        rounds: Optional[int] = typer.Option(None, "--rounds", help="Run rounds 1..N (default: agent.rounds)."),
+        round_: Optional[int] = typer.Option(None, "--round", help="Run only this round (writes OUT/round_N/)."),
+        repeats: Optional[int] = typer.Option(None, "--repeats", help="Rollouts per instance and round."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Rollouts in flight at once."),
+        step_limit: Optional[int] = typer.Option(None, "--step-limit", help="Override agent.limits.step_limit."),
+        action_mode: Optional[str] = typer.Option(None, "--action-mode", help="shell_block or tool_calls."),
+        instance: Optional[list[str]] = typer.Option(None, "--instance", help="Run only these instance ids."),
+        base_url: Optional[str] = BaseUrlOpt,
+        model: Optional[str] = ModelOpt,
+        api_key_env: Optional[str] = KeyEnvOpt,
+        store: Optional[Path] = StoreOpt,
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-run only rollouts that failed before."),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    ) -> None:
+        """Run the agent on every task instance x repeats x rounds; resumable after any interruption."""
+        from ..workflows.agent.config import AgentConfig, load_agent_config, parse_agent_config, resolve_path
+        from ..workflows.agent.run import run_agent
+        from ..workflows.agent.tasks import load_tasks
+
+        is_config = source.suffix.lower() in (".yaml", ".yml")
+        if is_config:
+            cfg = load_agent_config(source)
+        else:
+            cfg = parse_agent_config({}, base_dir=Path.cwd())
+        updates: dict = {}
+        if step_limit is not None:
+            updates["limits"] = cfg.limits.model_copy(update={"step_limit": step_limit})
+        if action_mode is not None:
+            if action_mode not in ("shell_block", "tool_calls"):
+                raise ConfigError(f"--action-mode must be shell_block or tool_calls, got {action_mode!r}")
+            updates["action_mode"] = action_mode
+        if updates:
+            cfg = AgentConfig.model_validate({**cfg.model_dump(), **{k: (v.model_dump() if hasattr(v, "model_dump") else v)
+                                                                     for k, v in updates.items()}})
+        if tasks is not None:
+            tasks_path = tasks
+        elif not is_config:
+            tasks_path = source
+        elif cfg.tasks:
+            tasks_path = resolve_path(cfg, cfg.tasks)
+        else:
+            raise ConfigError(f"{source}: no tasks: set agent.tasks or pass --tasks")
+        task_list = load_tasks(tasks_path, _mapping(mapping, field) if (mapping or field) else cfg.task_mapping)
+        if instance:
+            wanted = set(instance)
+            missing = wanted - {t.id for t in task_list}
+            if missing:
+                raise ConfigError(f"--instance: not in {tasks_path}: {', '.join(sorted(missing))}")
+            task_list = [t for t in task_list if t.id in wanted]
+        if rounds is not None and round_ is not None:
+            raise ConfigError("use either --rounds N or --round R, not both")
+        round_list = [round_] if round_ is not None else list(range(1, (rounds or cfg.rounds) + 1))
+        engine = make_engine(source if is_config else None, base_url, model, api_key_env, store,
+                             roles=[cfg.agent_role, cfg.summary_role])
+
+        async def main():
+            try:
+                return await run_agent(engine, cfg, task_list, out, rounds=round_list, repeats=repeats,
+                                       concurrency=concurrency, retry_failed=retry_failed, progress=not quiet)
+            finally:
+                await engine.aclose()
+
+        result = run_async(main)
+        failed = 0
+        for r, rr in result.rounds.items():
+            failed += rr.failed
+            s = result.summary[f"round_{r}"]
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(s["statuses"].items())) or "none"
+            msg = (f"[green]round {r}[/]: {rr.done} rollouts now, {rr.skipped} earlier · in {out / f'round_{r}'}: "
+                   f"{s['rollouts']} rollouts ({statuses}), {s['success']} passed the check, mean reward {s['mean_reward']}, "
+                   f"{s['samples']} samples")
+            if rr.failed:
+                msg += f" · [red]{rr.failed} failed[/] (see {rr.failures_path}; rerun with --retry-failed)"
+            console.print(msg, highlight=False)
+        if failed:
+            raise typer.Exit(1)
+
+    @agent_app.command("import-tasks")
+    @friendly_errors
+    def import_cmd(
+        source: Path = typer.Argument(..., help="Task instances, JSON list or JSONL, in any field layout."),
+        output: Path = typer.Option(..., "--output", "-o", help="Normalised tasks JSONL to write."),
+        mapping: Optional[str] = typer.Option(None, "--mapping", help="Preset: default, rocm_agent, swe."),
+        field: Optional[list[str]] = typer.Option(None, "--field", help="OURS=THEIRS, e.g. id=instance_id; "
+                                                  "THEIRS may be a dotted path or a {{template}}."),
+    ) -> None:
+        """Read task instances with a field mapping and write them in dialogforge's task format."""
+        from ..workflows.agent.tasks import load_tasks, write_tasks
+        task_list = load_tasks(source, _mapping(mapping, field))
+        output.parent.mkdir(parents=True, exist_ok=True)
+        write_tasks(task_list, output)
+        no_ws = sum(1 for t in task_list if not t.workspace)
+        no_eval = sum(1 for t in task_list if not (t.eval_command or t.evaluator))
+        console.print(f"[green]imported[/] {len(task_list)} tasks -> {output}"
+                      + (f" · {no_ws} without a workspace, {no_eval} without an evaluation"
+                         " (a custom environment must supply them)" if no_ws or no_eval else ""), highlight=False)
+        if task_list:
+            console.print(json.dumps({k: v for k, v in task_list[0].to_dict().items() if k != "metadata"})[:300],
+                          highlight=False)

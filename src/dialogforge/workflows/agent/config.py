@@ -1,0 +1,161 @@
+"""The `agent:` section of a dialogforge YAML config, validated with pydantic.
+
+```yaml
+agent:
+  tasks: tasks.jsonl            # relative to the config file
+  task_mapping: default         # a preset name ("default", "rocm_agent") or {our_field: their_field}
+  action_mode: shell_block      # or tool_calls
+  repeats: 4
+  rounds: 1
+  concurrency: 4
+  temperature: 0.7
+  max_tokens: 1024
+  limits: {step_limit: 20, token_limit: 200000, cost_limit: 1.0, wall_time_s: 900}
+  context: {observation_max_chars: 6000, observation_summary_tokens: 1500,
+            max_context_tokens: 24000, keep_recent_messages: 4}
+  environment: {type: local, timeout: 60, output_cap: 100000}
+  reward: {metric: speedup, tiers: [{min: 2.0, reward: 1.0}, {min: 1.2, reward: 0.5}],
+           success_reward: 0.1, failure_reward: 0.0}
+  templates: {system: path/or/inline, instance: ..., observation: ..., format_error: ...}
+```
+"""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from ...engine.errors import ConfigError
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Limits(_Strict):
+    step_limit: int = Field(default=20, ge=1)
+    token_limit: int | None = Field(default=None, ge=1)  # prompt + completion tokens over all calls
+    cost_limit: float | None = Field(default=None, gt=0)  # in the price's currency
+    wall_time_s: float | None = Field(default=None, gt=0)
+    format_error_limit: int = Field(default=3, ge=1)  # consecutive replies without a valid action
+
+
+class Price(_Strict):
+    input_per_1m: float = 0.0
+    output_per_1m: float = 0.0
+
+
+class TokenizerConfig(_Strict):
+    # "bytes": UTF-8 byte count, an upper bound for byte-level BPE vocabularies (never undercounts);
+    # "hf": a tokenizer.json read with the `tokenizers` package; "tiktoken": a tiktoken encoding.
+    kind: Literal["bytes", "hf", "tiktoken"] = "bytes"
+    path: str | None = None
+    encoding: str | None = None
+
+
+class ContextConfig(_Strict):
+    observation_max_chars: int = Field(default=8000, ge=200)  # longer outputs keep head and tail
+    observation_summary_tokens: int | None = Field(default=None, ge=1)  # summarise longer ones
+    max_context_tokens: int | None = Field(default=None, ge=256)  # rebuild the context beyond this
+    keep_recent_messages: int = Field(default=4, ge=0)
+    summary_max_tokens: int = Field(default=512, ge=16)
+    tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
+
+
+class EnvironmentConfig(_Strict):
+    type: str = "local"  # local | docker | "package.module:Class"
+    timeout: float = Field(default=60.0, gt=0)  # per command
+    eval_timeout: float = Field(default=300.0, gt=0)
+    output_cap: int = Field(default=100_000, ge=1000)  # bytes kept from one command's output
+    env: dict[str, str] = Field(default_factory=dict)
+    image: str | None = None  # docker
+    options: dict[str, Any] = Field(default_factory=dict)  # passed to custom environments
+
+
+class Tier(_Strict):
+    min: float
+    reward: float
+
+
+class RewardConfig(_Strict):
+    metric: str | None = None  # a number the evaluator reports, e.g. "speedup"
+    tiers: list[Tier] = Field(default_factory=list)
+    success_reward: float = 1.0  # check passed, no tier reached (or no metric configured)
+    failure_reward: float = 0.0
+    no_metric_reward: float | None = None  # check passed and the task reports no metric (default: success_reward)
+    use_evaluator_reward: bool = False  # trust a "reward" the evaluator reports instead of tiers
+    require_submit: bool = True  # a rollout that never submitted gets failure_reward
+
+    @field_validator("tiers")
+    @classmethod
+    def _sorted(cls, v: list[Tier]) -> list[Tier]:
+        return sorted(v, key=lambda t: t.min, reverse=True)
+
+
+class Templates(_Strict):
+    system: str | None = None
+    instance: str | None = None
+    observation: str | None = None
+    format_error: str | None = None
+    observation_summary: str | None = None
+    history_summary: str | None = None
+
+
+class AgentConfig(_Strict):
+    tasks: str | None = None
+    task_mapping: str | dict[str, str] = "default"
+    action_mode: Literal["shell_block", "tool_calls"] = "shell_block"
+    submit_signal: str = "SUBMIT_FINAL_ANSWER"
+    repeats: int = Field(default=1, ge=1)
+    rounds: int = Field(default=1, ge=1)
+    concurrency: int = Field(default=4, ge=1)
+    temperature: float = 0.7
+    max_tokens: int = Field(default=1024, ge=1)
+    agent_role: str = "agent"
+    summary_role: str = "summary"
+    price: Price | None = None
+    limits: Limits = Field(default_factory=Limits)
+    context: ContextConfig = Field(default_factory=ContextConfig)
+    environment: EnvironmentConfig = Field(default_factory=EnvironmentConfig)
+    reward: RewardConfig = Field(default_factory=RewardConfig)
+    templates: Templates = Field(default_factory=Templates)
+    base_dir: str = "."  # where relative paths resolve; set to the config file's folder on load
+
+
+def parse_agent_config(raw: dict | None, *, source: str = "<config>", base_dir: Path | None = None) -> AgentConfig:
+    """Validate an `agent:` section; errors name the source and the field path."""
+    raw = dict(raw or {})
+    if base_dir is not None:
+        raw.setdefault("base_dir", str(base_dir))
+    try:
+        return AgentConfig.model_validate(raw)
+    except ValidationError as e:
+        lines = []
+        for err in e.errors():
+            loc = ".".join(str(p) for p in err["loc"])
+            lines.append(f"  agent.{loc}: {err['msg']}")
+        raise ConfigError(f"{source}: invalid agent config\n" + "\n".join(lines)) from None
+
+
+def load_agent_config(path: str | Path) -> AgentConfig:
+    """Read the `agent:` section of a YAML file (the rest belongs to the engine)."""
+    p = Path(path)
+    try:
+        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+    except FileNotFoundError:
+        raise ConfigError(f"{p}: config file not found") from None
+    except yaml.YAMLError as e:
+        raise ConfigError(f"{p}: invalid YAML: {e}") from None
+    if not isinstance(data, dict):
+        raise ConfigError(f"{p}: expected a mapping at the top level")
+    section = data.get("agent", {})
+    if not isinstance(section, dict):
+        raise ConfigError(f"{p}: field 'agent' must be a mapping")
+    return parse_agent_config(section, source=str(p), base_dir=p.resolve().parent)
+
+
+def resolve_path(cfg: AgentConfig, value: str) -> Path:
+    p = Path(value).expanduser()
+    return p if p.is_absolute() else Path(cfg.base_dir) / p

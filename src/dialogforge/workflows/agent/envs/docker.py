@@ -1,0 +1,102 @@
+"""Docker sandbox: one container per rollout, the workspace copied in, commands via `docker exec`.
+
+Needs the `docker` CLI and a running daemon; the image needs bash and git (for the diff)
+and coreutils' `timeout`. The image comes from the task (`image`) or the config (`environment.image`).
+"""
+from __future__ import annotations
+
+import shlex
+import shutil
+import uuid
+
+from .base import Environment, EnvError, EvalResult, ExecResult, parse_eval_output
+from .local import run_capped
+
+WORKDIR = "/workspace"
+BASELINE = "/df-baseline"
+
+
+def docker_available() -> bool:
+    import subprocess
+    if not shutil.which("docker"):
+        return False
+    try:
+        return subprocess.run(["docker", "info"], capture_output=True, timeout=20).returncode == 0
+    except (OSError, subprocess.TimeoutExpired):
+        return False
+
+
+class DockerEnvironment(Environment):
+    container: str | None = None
+
+    def _host_env(self) -> dict[str, str]:
+        import os
+        return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG")}
+
+    async def _docker(self, *args: str, timeout: float = 120, check: bool = True) -> ExecResult:
+        res = await run_capped(["docker", *args], cwd=None, env=self._host_env(), timeout=timeout, cap=50_000_000)
+        if check and res.returncode != 0:
+            raise EnvError(f"docker {args[0]} failed: {res.output.strip()[-500:]}")
+        return res
+
+    async def reset(self) -> None:
+        await self.close()
+        image = self.task.image or self.config.image
+        if not image:
+            raise EnvError(f"task {self.task.id}: docker environment needs an image (task.image or environment.image)")
+        if not shutil.which("docker"):
+            raise EnvError("docker environment: the docker CLI is not installed")
+        name = f"df-agent-{uuid.uuid4().hex[:12]}"
+        env_args: list[str] = []
+        for k, v in {**self.config.env, **self.task.env}.items():
+            env_args += ["-e", f"{k}={v}"]
+        await self._docker("run", "-d", "--name", name, *env_args, image, "sleep", "infinity", timeout=600)
+        self.container = name
+        await self._docker("exec", name, "mkdir", "-p", WORKDIR, BASELINE)
+        if self.task.workspace:
+            await self._docker("cp", f"{self.task.workspace}/.", f"{name}:{WORKDIR}")
+            await self._docker("cp", f"{self.task.workspace}/.", f"{name}:{BASELINE}")
+        init = ("git init -q && printf '__pycache__/\\n*.pyc\\n' > .git/info/exclude && git add -A && "
+                "git -c user.name=dialogforge -c user.email=agent@localhost commit -q --allow-empty -m initial")
+        await self._exec(init, timeout=120, check=True)
+        if self.task.setup_command:
+            res = await self._exec(self.task.setup_command, timeout=self.config.eval_timeout)
+            if res.returncode != 0:
+                raise EnvError(f"task {self.task.id}: setup command failed ({res.returncode}): {res.output[-500:]}")
+
+    async def _exec(self, command: str, *, timeout: float, check: bool = False, extra_env: dict | None = None) -> ExecResult:
+        if not self.container:
+            raise EnvError("environment used before reset()")
+        env_args: list[str] = []
+        for k, v in (extra_env or {}).items():
+            env_args += ["-e", f"{k}={v}"]
+        inner = f"timeout -s KILL {int(timeout) + 1} bash -c {shlex.quote(command)}"
+        res = await run_capped(["docker", "exec", "-w", WORKDIR, *env_args, self.container, "bash", "-c", inner],
+                               cwd=None, env=self._host_env(), timeout=timeout + 10, cap=self.config.output_cap)
+        if res.returncode == 137 and res.duration >= timeout:
+            res.timed_out, res.returncode = True, None
+        if check and res.returncode != 0:
+            raise EnvError(f"in container: {command[:80]!r} failed: {res.output[-500:]}")
+        return res
+
+    async def execute(self, command: str, timeout: float | None = None) -> ExecResult:
+        return await self._exec(command, timeout=timeout or self.config.timeout)
+
+    async def diff(self) -> str:
+        res = await self._exec("git add -A && git -c core.quotepath=off diff --cached --binary HEAD", timeout=120, check=True)
+        return res.output
+
+    async def evaluate(self) -> EvalResult:
+        if not self.task.eval_command:
+            raise EnvError(f"task {self.task.id} has no eval_command (docker runs evaluation commands only)")
+        for rel in self.task.protected:
+            q = shlex.quote(rel)
+            await self._exec(f"rm -rf {q} && mkdir -p \"$(dirname {q})\" && cp -a {BASELINE}/{q} {q}", timeout=120, check=True)
+        res = await self._exec(self.task.eval_command, timeout=self.config.eval_timeout,
+                               extra_env={"DF_BASELINE_DIR": BASELINE})
+        return parse_eval_output(res)
+
+    async def close(self) -> None:
+        if self.container:
+            name, self.container = self.container, None
+            await self._docker("rm", "-f", name, check=False)

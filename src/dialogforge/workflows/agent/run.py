@@ -1,0 +1,112 @@
+"""Instances x repeats x rounds on the engine's runner.
+
+Each (instance, repeat, round) is one engine item with id "{instance}@r{round}#{repeat}"
+(rounds count from 1, repeats from 0). Round r writes to its own files
+    OUT/round_{r}/samples.jsonl, trajectories.jsonl, index.jsonl
+through its own engine run (run id fixed by OUT and r), so `--round 2` alone and `--rounds 3`
+share round 2's progress: finished rollouts are never re-run and never written twice, and no
+round touches another round's files. Rounds run concurrently under one worker limit.
+"""
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ...engine import Engine, ItemContext
+from ...engine.errors import ConfigError
+from .config import AgentConfig
+from .context import TokenCounter
+from .envs.base import check_environment_type, make_environment
+from .outputs import index_record, item_id, sample_records, trajectory_record
+from .prompts import Prompts
+from .rollout import Rollout
+from .tasks import Task
+
+OUTPUT_NAMES = ("samples", "trajectories", "index")
+
+
+def round_outputs(out_dir: str | Path, round_: int) -> dict[str, Path]:
+    d = Path(out_dir) / f"round_{round_}"
+    return {name: d / f"{name}.jsonl" for name in OUTPUT_NAMES}
+
+
+def sample_seed(round_: int, repeat: int) -> int:
+    """The engine's `sample` for a rollout: distinct per (round, repeat), so none is served another's answers."""
+    return round_ * 1000 + repeat
+
+
+@dataclass
+class AgentRunResult:
+    out_dir: Path
+    rounds: dict[int, Any] = field(default_factory=dict)  # round -> engine RunResult
+    summary: dict = field(default_factory=dict)
+
+
+def summarize(out_dir: str | Path, rounds: list[int]) -> dict:
+    """Counts by status, successes and mean reward per round, read back from the index files."""
+    out: dict[str, Any] = {}
+    for r in rounds:
+        p = round_outputs(out_dir, r)["index"]
+        rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+        statuses: dict[str, int] = {}
+        for row in rows:
+            statuses[row["status"]] = statuses.get(row["status"], 0) + 1
+        rewards = [row["reward"] for row in rows if row["reward"] is not None]
+        out[f"round_{r}"] = {
+            "rollouts": len(rows), "statuses": statuses, "success": sum(1 for row in rows if row["success"]),
+            "mean_reward": round(sum(rewards) / len(rewards), 4) if rewards else None,
+            "samples": sum(row["n_samples"] for row in rows),
+        }
+    return out
+
+
+async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir: str | Path, *,
+                    rounds: list[int] | None = None, repeats: int | None = None, concurrency: int | None = None,
+                    retry_failed: bool = False, progress: bool = True, check: bool = True) -> AgentRunResult:
+    if not tasks:
+        raise ConfigError("no tasks to run")
+    check_environment_type(cfg.environment)
+    rounds = rounds or list(range(1, cfg.rounds + 1))
+    if any(r < 1 for r in rounds):
+        raise ConfigError(f"rounds count from 1, got {rounds}")
+    repeats = repeats or cfg.repeats
+    workers = asyncio.Semaphore(concurrency or cfg.concurrency)
+    prompts = Prompts(cfg)
+    counter = TokenCounter(cfg.context.tokenizer, cfg.base_dir)
+    price = cfg.price or engine.endpoint_config(cfg.agent_role).price
+    by_id = {t.id: t for t in tasks}
+    out_dir = Path(out_dir)
+    tag = hashlib.blake2b(str(out_dir.resolve()).encode(), digest_size=4).hexdigest()
+
+    async def process(item: dict, ctx: ItemContext) -> dict:
+        task = by_id[item["instance"]]
+        r, k = item["round"], item["repeat"]
+        async with workers:
+            env = make_environment(cfg.environment, task)
+            res = await Rollout(task, cfg, env, ctx.chat, sample=sample_seed(r, k), prompts=prompts,
+                                counter=counter, price=price).run()
+        samples = sample_records(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)
+        return {"samples": samples,
+                "trajectories": [trajectory_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)],
+                "index": [index_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id, n_samples=len(samples))]}
+
+    def items(r: int):
+        for k in range(repeats):
+            for t in tasks:
+                yield item_id(t.id, k, r), {"instance": t.id, "repeat": k, "round": r}
+
+    if check:
+        await engine.preflight({cfg.agent_role, cfg.summary_role})
+    per_round = max(1, concurrency or cfg.concurrency)
+    runs = [engine.run(name=f"agent-round{r}", run_id=f"agent-{tag}-round{r}", items=items(r), process=process,
+                       output=round_outputs(out_dir, r), concurrency=per_round, retry_failed=retry_failed,
+                       total=repeats * len(tasks), progress=progress and len(rounds) == 1, check=False)
+            for r in rounds]
+    results = await asyncio.gather(*runs)
+    res = AgentRunResult(out_dir=out_dir, rounds=dict(zip(rounds, results)))
+    res.summary = summarize(out_dir, rounds)
+    return res
