@@ -1,0 +1,211 @@
+"""Heuristic quality checks for one dialogue.
+
+Every check returns ``{"passed": bool, "reason": str, "value": ...}``.  They work
+on messages in role/content form and are script-aware (see ``text.py``): the same
+thresholds apply to English, Korean, Japanese and Chinese.
+
+* ``structure``   user/assistant turns alternate, nothing is empty, the dialogue ends with an answer.
+* ``catchphrase`` a phrase of several words (Han/Kana: several characters) recurs in too many answers.
+                  Phrases that also occur in a user question are topic words, not catchphrases.
+* ``shrinking``   later answers are much shorter than the first (length in non-space characters).
+* ``echo``        an answer too similar to the previous answer, or a question too similar to an earlier one
+                  (character 3-gram Jaccard / containment of the text without spaces and punctuation).
+"""
+from __future__ import annotations
+
+import math
+from collections import Counter
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field
+
+from .text import char_count, containment, dominant_script, jaccard, units
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class CatchphraseThresholds(_Strict):
+    enabled: bool = True
+    max_answer_share: float = Field(0.5, ge=0, le=1, description="fail when a phrase is in more than this share of answers")
+    min_answers: int = Field(3, ge=2, description="... and in at least this many answers")
+    ngram_spaced: int = Field(4, ge=2, description="phrase length in words for Latin and similar scripts")
+    ngram_hangul: int = Field(3, ge=2, description="phrase length in space-separated Korean words")
+    ngram_dense: int = Field(6, ge=2, description="phrase length in characters for Chinese/Japanese")
+
+
+class ShrinkThresholds(_Strict):
+    enabled: bool = True
+    min_mean_ratio: float = Field(0.4, ge=0, le=1, description="fail when mean(later answers) < ratio * first answer")
+    min_last_ratio: float = Field(0.5, ge=0, le=1, description="fail when answers shrink every turn and the last < ratio * first")
+    min_first_chars: int = Field(40, ge=0, description="skip the check when the first answer is shorter than this")
+
+
+class EchoThresholds(_Strict):
+    enabled: bool = True
+    answer_jaccard: float = Field(0.5, ge=0, le=1)
+    answer_containment: float = Field(0.8, ge=0, le=1)
+    question_jaccard: float = Field(0.7, ge=0, le=1)
+    min_chars: int = Field(12, ge=1, description="containment only applies when both texts have this many characters")
+
+
+class CheckThresholds(_Strict):
+    catchphrase: CatchphraseThresholds = CatchphraseThresholds()
+    shrinking: ShrinkThresholds = ShrinkThresholds()
+    echo: EchoThresholds = EchoThresholds()
+
+
+def _result(passed: bool, reason: str, value: Any = None) -> dict:
+    return {"passed": passed, "reason": reason, "value": value}
+
+
+def split_turns(messages: list[dict]) -> tuple[list[str], list[str]]:
+    """(user questions, assistant answers) in order, system messages ignored."""
+    qs = [str(m.get("content") or "") for m in messages if m.get("role") == "user"]
+    ans = [str(m.get("content") or "") for m in messages if m.get("role") == "assistant"]
+    return qs, ans
+
+
+def check_structure(messages: list[dict], expected_turns: int | None = None) -> dict:
+    convo = [m for m in messages if m.get("role") != "system"]
+    if not convo:
+        return _result(False, "no user or assistant messages")
+    for i, m in enumerate(convo):
+        want = "user" if i % 2 == 0 else "assistant"
+        if m.get("role") != want:
+            return _result(False, f"message {i + 1} has role {m.get('role')!r}, expected {want!r}")
+        if not str(m.get("content") or "").strip():
+            return _result(False, f"message {i + 1} ({want}) is empty")
+    if convo[-1].get("role") != "assistant":
+        return _result(False, "dialogue ends with an unanswered user message")
+    turns = len(convo) // 2
+    if expected_turns is not None and turns != expected_turns:
+        return _result(False, f"{turns} turns, expected {expected_turns}", turns)
+    return _result(True, f"{turns} complete turns", turns)
+
+
+def _ngrams(seq: list[str], n: int) -> set[tuple[str, ...]]:
+    return {tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)}
+
+
+def _spans(seq: list[str], flagged: set[tuple[str, ...]], n: int) -> list[tuple[str, ...]]:
+    """Maximal runs of ``seq`` covered by flagged n-grams."""
+    covered = [False] * len(seq)
+    for i in range(len(seq) - n + 1):
+        if tuple(seq[i : i + n]) in flagged:
+            for j in range(i, i + n):
+                covered[j] = True
+    out, start = [], None
+    for i, c in enumerate(covered + [False]):
+        if c and start is None:
+            start = i
+        elif not c and start is not None:
+            out.append(tuple(seq[start:i]))
+            start = None
+    return out
+
+
+def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = CatchphraseThresholds()) -> dict:
+    qs, answers = split_turns(messages)
+    if len(answers) < t.min_answers:
+        return _result(True, f"only {len(answers)} answers (check needs {t.min_answers})", [])
+    script = dominant_script(answers)
+    n = {"dense": t.ngram_dense, "hangul": t.ngram_hangul}.get(script, t.ngram_spaced)
+    joiner = "" if script == "dense" else " "
+    topic: set[tuple[str, ...]] = set()
+    for q in qs:
+        topic |= _ngrams(units(q), n)
+    seqs = [units(a) for a in answers]
+    counts: Counter[tuple[str, ...]] = Counter()
+    for seq in seqs:
+        counts.update(_ngrams(seq, n) - topic)
+    need = max(t.min_answers, math.floor(t.max_answer_share * len(answers)) + 1)
+    flagged = {g for g, c in counts.items() if c >= need}
+    if not flagged:
+        top = counts.most_common(1)
+        most = top[0][1] if top else 0
+        return _result(True, f"no {n}-unit phrase in more than {need - 1} of {len(answers)} answers (max {most})", [])
+    phrase_answers: Counter[tuple[str, ...]] = Counter()
+    for seq in seqs:
+        phrase_answers.update(set(_spans(seq, flagged, n)))
+    # A span can differ slightly between answers; report the flagged n-grams' best spans.
+    phrases = [
+        {"phrase": joiner.join(p), "answers": c}
+        for p, c in sorted(phrase_answers.items(), key=lambda kv: (-kv[1], -len(kv[0])))
+        if c >= 2
+    ][:3]
+    if not phrases:
+        g, c = max(((g, counts[g]) for g in flagged), key=lambda kv: kv[1])
+        phrases = [{"phrase": joiner.join(g), "answers": c}]
+    worst = max(counts[g] for g in flagged)
+    return _result(
+        False,
+        f"phrase {phrases[0]['phrase']!r} recurs in {worst} of {len(answers)} answers (limit {need - 1})",
+        phrases,
+    )
+
+
+def check_shrinking(messages: list[dict], t: ShrinkThresholds = ShrinkThresholds()) -> dict:
+    _, answers = split_turns(messages)
+    lengths = [char_count(a) for a in answers]
+    if len(lengths) < 2:
+        return _result(True, "fewer than two answers", lengths)
+    first = lengths[0]
+    if first < t.min_first_chars:
+        return _result(True, f"first answer has {first} characters (< {t.min_first_chars}); not checked", lengths)
+    later = lengths[1:]
+    mean_ratio = sum(later) / len(later) / first
+    last_ratio = lengths[-1] / first
+    decreasing = len(lengths) >= 3 and all(b < a for a, b in zip(lengths, lengths[1:]))
+    value = {"chars": lengths, "mean_ratio": round(mean_ratio, 3), "last_ratio": round(last_ratio, 3)}
+    if mean_ratio < t.min_mean_ratio:
+        return _result(False, f"later answers average {mean_ratio:.0%} of the first answer's length (min {t.min_mean_ratio:.0%})", value)
+    if decreasing and last_ratio < t.min_last_ratio:
+        return _result(False, f"answers shrink every turn; the last is {last_ratio:.0%} of the first (min {t.min_last_ratio:.0%})", value)
+    return _result(True, f"later answers average {mean_ratio:.0%} of the first answer's length", value)
+
+
+def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> dict:
+    qs, answers = split_turns(messages)
+    worst_a = 0.0
+    for i in range(1, len(answers)):
+        a, b = answers[i - 1], answers[i]
+        jac = jaccard(a, b)
+        worst_a = max(worst_a, jac)
+        if jac >= t.answer_jaccard:
+            return _result(False, f"answer {i + 1} repeats answer {i} (similarity {jac:.2f} >= {t.answer_jaccard})",
+                           {"kind": "answer", "turn": i + 1, "jaccard": round(jac, 3)})
+        if min(char_count(a), char_count(b)) >= t.min_chars:
+            con = containment(a, b)
+            if con >= t.answer_containment:
+                return _result(False, f"answer {i + 1} contains answer {i} (containment {con:.2f} >= {t.answer_containment})",
+                               {"kind": "answer", "turn": i + 1, "containment": round(con, 3)})
+    worst_q = 0.0
+    for i in range(1, len(qs)):
+        for j in range(i):
+            jac = jaccard(qs[j], qs[i])
+            worst_q = max(worst_q, jac)
+            if jac >= t.question_jaccard:
+                return _result(False, f"question {i + 1} repeats question {j + 1} (similarity {jac:.2f} >= {t.question_jaccard})",
+                               {"kind": "question", "turn": i + 1, "earlier": j + 1, "jaccard": round(jac, 3)})
+    return _result(True, f"max answer similarity {worst_a:.2f}, max question similarity {worst_q:.2f}",
+                   {"answer_max": round(worst_a, 3), "question_max": round(worst_q, 3)})
+
+
+def run_checks(messages: list[dict], t: CheckThresholds = CheckThresholds(), *, expected_turns: int | None = None) -> dict:
+    """All heuristic checks, keyed by name (disabled checks are left out)."""
+    out = {"structure": check_structure(messages, expected_turns)}
+    if t.catchphrase.enabled:
+        out["catchphrase"] = check_catchphrase(messages, t.catchphrase)
+    if t.shrinking.enabled:
+        out["shrinking"] = check_shrinking(messages, t.shrinking)
+    if t.echo.enabled:
+        out["echo"] = check_echo(messages, t.echo)
+    return out
+
+
+def decide(checks: dict) -> tuple[bool, list[str]]:
+    """Whether the dialogue goes to the filtered set, and the names of the checks that kept it out."""
+    reasons = [name for name, r in checks.items() if not r.get("passed")]
+    return not reasons, reasons

@@ -1,0 +1,127 @@
+"""One dialogue from one seed: opening question, persona answers, simulated follow-ups, judge, checks.
+
+Every message goes through clean-up; a message that is empty afterwards is asked
+again with a new ``sample`` (a fresh answer, not the cached one), and after
+``max_attempts`` the item fails: an API failure or an empty answer never becomes
+an empty turn.  A follow-up question too similar to an earlier one is asked again
+the same way; if it stays similar it is kept and the ``echo`` check reports it.
+"""
+from __future__ import annotations
+
+import hashlib
+import random
+from typing import Any, Callable
+
+from dialogforge.engine.errors import ItemFailed
+
+from .checks import run_checks
+from .cleanup import clean_answer, clean_question
+from .config import PersonaConfig, PersonaDef
+from .judge import judge_check, judge_dialogue
+from .prompts import Prompts
+from .records import build_record
+from .text import jaccard, squash
+
+
+def _rng(dialogue_id: str) -> random.Random:
+    return random.Random(hashlib.blake2b(dialogue_id.encode(), digest_size=8).hexdigest())
+
+
+def force_prefix(answer: str, prefix: str | None) -> str:
+    if not prefix or squash(answer).startswith(squash(prefix)):
+        return answer
+    return f"{prefix} {answer}"
+
+
+def force_suffix(answer: str, suffix: str | None) -> str:
+    if not suffix or squash(answer).endswith(squash(suffix)):
+        return answer
+    return f"{answer} {suffix}"
+
+
+class DialogueMaker:
+    """Holds what every item of a run shares; ``process`` is the engine's per-item function."""
+
+    def __init__(self, cfg: PersonaConfig, prompts: Prompts):
+        self.cfg = cfg
+        self.prompts = prompts
+
+    async def _ask(self, ctx: Any, agent: str, messages: list[dict], purpose: str,
+                   clean: Callable[[str | None], tuple[str, list[str]]],
+                   accept: Callable[[str], bool] | None = None) -> tuple[str, list[str]]:
+        a = getattr(self.cfg.agents, agent)
+        last: tuple[str, list[str]] | None = None
+        tries = self.cfg.max_attempts
+        for sample in range(tries):
+            r = await ctx.chat(messages, role=a.role, purpose=purpose, sample=sample, **a.request_params())
+            text, fixes = clean(r.text)
+            if not text:
+                continue
+            last = (text, fixes)
+            if accept is None or accept(text):
+                return last
+        if last is not None:
+            return last
+        raise ItemFailed(f"{purpose} ({agent}): empty after clean-up in {tries} attempt(s)")
+
+    async def process(self, item: dict, ctx: Any) -> dict:
+        cfg = self.cfg
+        persona: PersonaDef = cfg.persona(item["persona"])
+        did: str = ctx.item_id
+        n: int = item["turns"]
+        rng = _rng(did)
+        prefix = rng.choice(persona.answer_prefixes) if cfg.use_answer_prefix and persona.answer_prefixes else None
+        suffixes = persona.answer_suffixes if cfg.use_answer_suffix else []
+        system = self.prompts.render("persona_system.j2", persona=persona)
+        names = [persona.role_name, persona.name]
+        cleanup_log: list[dict] = []
+
+        if cfg.rewrite_question:
+            req = self.prompts.render("rewrite_question.j2", instruction=item["instruction"], language=persona.language)
+            q, fixes = await self._ask(ctx, "rewrite", [{"role": "user", "content": req}], "rewrite", clean_question)
+            if fixes:
+                cleanup_log.append({"turn": 1, "role": "user", "fixes": fixes})
+        else:
+            q = item["instruction"]
+
+        history: list[dict] = []
+        questions: list[str] = []
+        qlimit = cfg.quality.checks.echo.question_jaccard
+        for turn in range(1, n + 1):
+            if turn > 1:
+                req = self.prompts.render("user_turn.j2", persona=persona, language=persona.language,
+                                          questions=questions, history=history)
+                asked = list(questions)
+                q, fixes = await self._ask(
+                    ctx, "user", [{"role": "user", "content": req}], "user", clean_question,
+                    accept=lambda t: all(jaccard(t, e) < qlimit for e in asked))
+                if fixes:
+                    cleanup_log.append({"turn": turn, "role": "user", "fixes": fixes})
+            questions.append(q)
+            suffix = rng.choice(suffixes) if suffixes and persona.suffix_at(turn, n) else None
+            if turn == 1:
+                req = self.prompts.render("first_answer.j2", persona=persona, question=q, reference=item["output"],
+                                          prefix=prefix, suffix=suffix)
+            else:
+                req = self.prompts.render("persona_turn.j2", persona=persona, question=q, suffix=suffix, turn=turn)
+            msgs = [{"role": "system", "content": system}, *history, {"role": "user", "content": req}]
+            answer, fixes = await self._ask(ctx, "persona", msgs, "main",
+                                            lambda t, _q=q: clean_answer(t, question=_q, names=names))
+            if fixes:
+                cleanup_log.append({"turn": turn, "role": "assistant", "fixes": fixes})
+            if turn == 1:
+                answer = force_prefix(answer, prefix)
+            answer = force_suffix(answer, suffix)
+            history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]
+
+        checks = run_checks(history, cfg.quality.checks, expected_turns=n)
+        judge = None
+        if cfg.quality.judge:
+            judge, err = await judge_dialogue(ctx, self.prompts, cfg.agents.judge, history,
+                                              persona=f"{persona.role_name}: {persona.description}",
+                                              reference=item["output"])
+            checks["judge"] = judge_check(judge, err, cfg.quality.min_score)
+        rec = build_record(dialogue_id=did, messages=history, system=system, persona=persona.name,
+                           seed=item.get("provenance"), judge=judge, checks=checks,
+                           extra={"language": persona.language, "cleanup": cleanup_log})
+        return {"raw": [rec], "filtered": [rec] if rec["passed"] else []}

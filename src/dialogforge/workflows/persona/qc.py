@@ -1,0 +1,157 @@
+"""``check``: the workflow's quality control over dialogues people already have.
+
+Heuristic checks always run (no model needed, the output is rewritten).  With
+``judge=True`` each dialogue is also scored by the judge through the engine; that
+run is resumable like any other (rerun the same command after an interruption).
+"""
+from __future__ import annotations
+
+import asyncio
+import os
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from dialogforge.engine import Engine
+from dialogforge.engine.errors import ConfigError
+from dialogforge.engine.runner import run_id_for
+
+from .checks import CheckThresholds, run_checks
+from .config import AgentConfig, QualityConfig
+from .dialogs_io import read_dialogues
+from .judge import judge_check, judge_dialogue
+from .prompts import Prompts
+from .records import build_record
+from .summary import print_summary, summarize
+
+_RECORD_KEYS = {"id", "messages", "system", "persona", "seed", "turns", "answer_stats", "judge", "checks", "passed",
+                "filter_reasons", "created_at", "cleanup", "language"}
+
+
+def _record(did: str, d: dict, checks: dict, judge: dict | None) -> dict:
+    row = d["row"]
+    meta = {k: v for k, v in row.items() if k not in _RECORD_KEYS and k != d["messages_key"]}
+    extra: dict[str, Any] = {"meta": meta} if meta else {}
+    seed = row.get("seed") if isinstance(row.get("seed"), dict) else None
+    persona = row.get("persona") if isinstance(row.get("persona"), str) else None
+    return build_record(dialogue_id=did, messages=d["messages"], system=d["system"], persona=persona, seed=seed,
+                        judge=judge, checks=checks, extra=extra)
+
+
+def _write_jsonl(path: Path, records: list[dict]) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with tmp.open("wb") as f:
+        for r in records:
+            f.write(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE))
+    tmp.replace(path)
+
+
+def quality_from_config(config: str | os.PathLike | None) -> tuple[QualityConfig, AgentConfig]:
+    """The quality and judge-agent settings of a config's ``persona:`` section (defaults without one)."""
+    from .config import AgentsConfig
+    if config is None:
+        return QualityConfig(), AgentsConfig().judge
+    from dialogforge.engine.config import load_config
+    section = load_config(config).extra.get("persona") or {}
+    try:
+        q = QualityConfig.model_validate(section.get("quality") or {})
+        a = AgentsConfig.model_validate(section.get("agents") or {}).judge
+    except Exception as e:  # pydantic's message names the field
+        raise ConfigError(f"invalid persona.quality / persona.agents in {config}: {e}") from None
+    return q, a
+
+
+async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: bool = False,
+                 engine: Engine | None = None, config: str | os.PathLike | None = None,
+                 thresholds: CheckThresholds | None = None, min_score: float | None = None,
+                 judge_role: str | None = None, filtered: str | os.PathLike | None = None,
+                 summary_path: str | os.PathLike | None = None, concurrency: int = 16, progress: bool = True,
+                 console: Console | None = None, prompts_dir: str | os.PathLike | None = None) -> dict:
+    console = console or Console(stderr=True)
+    quality, judge_agent = quality_from_config(config)
+    t = thresholds or quality.checks
+    ms = min_score if min_score is not None else quality.min_score
+    if judge_role:
+        judge_agent = judge_agent.model_copy(update={"role": judge_role})
+    out, inp = Path(output).resolve(), Path(input).resolve()
+    filt = Path(filtered).resolve() if filtered else None
+    summ = Path(summary_path) if summary_path else out.with_name(out.stem + ".summary.json")
+    dialogues = list(read_dialogues(inp))
+
+    if not judge:
+        records = [_record(did, d, run_checks(d["messages"], t), None) for did, d in dialogues]
+        _write_jsonl(out, records)
+        if filt is not None:
+            _write_jsonl(filt, [r for r in records if r["passed"]])
+        failed = 0
+    else:
+        if engine is None:
+            raise ConfigError("check with a judge needs an engine (a config, or --base-url/--model)")
+        prompts = Prompts(prompts_dir)
+        by_id = dict(dialogues)
+
+        async def process(item: dict, ctx: Any) -> dict:
+            d = by_id[ctx.item_id]
+            checks = run_checks(d["messages"], t)
+            if not any(m["role"] == "assistant" for m in d["messages"]):
+                j, err = None, "nothing to judge: no assistant message"
+            else:
+                j, err = await judge_dialogue(ctx, prompts, judge_agent, d["messages"], persona=item.get("persona"))
+            checks["judge"] = judge_check(j, err, ms)
+            rec = _record(ctx.item_id, d, checks, j)
+            return {"output": [rec], "filtered": [rec] if rec["passed"] and filt is not None else []}
+
+        outputs: dict[str, Path] = {"output": out}
+        if filt is not None:
+            outputs["filtered"] = filt
+        rid = run_id_for("persona-check", {**outputs, "input": inp})
+        items = [(did, {"persona": d["row"].get("persona") if isinstance(d["row"].get("persona"), str) else None})
+                 for did, d in dialogues]
+        res = await engine.run(name="persona-check", items=items, process=process, output=outputs, run_id=rid,
+                               concurrency=concurrency, total=len(items), progress=progress, roles=[judge_agent.role])
+        records = _read(out, {did for did, _ in dialogues})
+        failed = res.failed + res.skipped_failed
+    summary = summarize(records, failed=failed)
+    summary.update({"input": str(inp), "output": str(out), "judge": judge, "min_score": ms})
+    summ.parent.mkdir(parents=True, exist_ok=True)
+    summ.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    summary["summary_path"] = str(summ)
+    if progress:
+        print_summary(summary, console, title="persona check")
+    return summary
+
+
+def _read(path: Path, ids: set[str]) -> list[dict]:
+    out = []
+    if path.exists():
+        for line in path.read_bytes().splitlines():
+            if line.strip():
+                r = orjson.loads(line)
+                if str(r.get("id")) in ids:
+                    out.append(r)
+    return out
+
+
+def check(input: str | os.PathLike, output: str | os.PathLike, *, judge: bool = False,
+          config: str | os.PathLike | None = None, base_url: str | None = None, model: str | None = None,
+          api_key_env: str | None = None, store: str | os.PathLike | None = None, engine: Engine | None = None,
+          **kwargs: Any) -> dict:
+    """Run the checks over existing dialogues and write each with its results, plus ``<output>.summary.json``.
+
+    Returns the summary. ``judge=True`` scores with the ``judge`` role of ``config`` (or of
+    ``base_url``/``model``); other keywords: thresholds, min_score, judge_role, filtered, summary_path,
+    concurrency, progress, prompts_dir.
+    """
+    async def main() -> dict:
+        eng = engine
+        if judge and eng is None:
+            eng = Engine.load(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store)
+        try:
+            return await acheck(input, output, judge=judge, engine=eng, config=config, **kwargs)
+        finally:
+            if eng is not None:
+                await eng.aclose()
+    return asyncio.run(main())

@@ -1,0 +1,211 @@
+"""``run``: seeds -> persona dialogues -> date-stamped raw and filtered JSONL + a summary.
+
+Day files: ``<raw_dir>/<prefix>_raw_<YYYY-MM-DD>.jsonl`` and
+``<filtered_dir>/<prefix>_filtered_<YYYY-MM-DD>.jsonl`` (UTC date).  A dialogue
+already in the day's raw file is not made again, and the engine's runner writes
+each dialogue of a run exactly once, also across a kill and rerun.
+"""
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import orjson
+from rich.console import Console
+
+from dialogforge.engine import Engine, RunResult
+from dialogforge.engine.errors import ConfigError
+
+from .config import PersonaConfig, parse_persona_config
+from .dialogue import DialogueMaker
+from .judge import warn_if_same
+from .prompts import Prompts
+from .seeds import dialogue_items, load_seeds
+from .summary import print_summary, summarize
+
+RUN_NAME = "persona"
+
+
+@dataclass
+class PersonaRunResult:
+    raw_path: Path
+    filtered_path: Path
+    summary_path: Path
+    summary: dict[str, Any]
+    engine_result: RunResult | None
+    already_in_day_file: int = 0
+    items: int = 0
+    warnings: list[str] = field(default_factory=list)
+
+
+def load(config: str | os.PathLike | dict, *, base_url: str | None = None, model: str | None = None,
+         api_key_env: str | None = None, store: str | os.PathLike | None = None) -> tuple[Engine, PersonaConfig]:
+    """The engine and the validated persona section of one config (a YAML path or a dict)."""
+    if isinstance(config, dict):
+        data = dict(config)
+        section = data.pop("persona", None)
+        engine = Engine.from_dict(data, store=store)
+        if base_url or model or api_key_env:
+            from dialogforge.engine.config import with_overrides
+            engine = Engine(with_overrides(engine.config, base_url=base_url, model=model, api_key_env=api_key_env),
+                            engine.store)
+        return engine, parse_persona_config(section, "<dict>", Path.cwd())
+    path = Path(config)
+    engine = Engine.load(path, base_url=base_url, model=model, api_key_env=api_key_env, store=store)
+    return engine, parse_persona_config(engine.config.extra.get("persona"), str(path), path.parent)
+
+
+def apply_overrides(cfg: PersonaConfig, **over: Any) -> PersonaConfig:
+    """Command-line knobs over the config. Paths given here are taken from the current directory."""
+    data = cfg.model_dump()
+    data["base_dir"] = cfg.base_dir
+    seeds = data["seeds"]
+    if over.get("seeds"):
+        seeds["path"] = str(Path(over["seeds"]).resolve())
+    for k in ("limit", "start", "shuffle_seed"):
+        if over.get(k) is not None:
+            seeds[k] = over[k]
+    if over.get("turns") is not None:
+        data["turns"] = over["turns"]
+    if over.get("personas"):
+        wanted = list(over["personas"])
+        have = {p["name"]: p for p in data["personas"]}
+        data["personas"] = [have.get(n, n) for n in wanted]  # unknown names fall back to the built-ins
+    for k in ("raw_dir", "filtered_dir"):
+        if over.get(k):
+            data["output"][k] = str(Path(over[k]).resolve())
+    if over.get("min_score") is not None:
+        data["quality"]["min_score"] = over["min_score"]
+    if over.get("judge") is not None:
+        data["quality"]["judge"] = over["judge"]
+    if over.get("concurrency"):
+        data["concurrency"] = over["concurrency"]
+    if over.get("rewrite_question") is not None:
+        data["rewrite_question"] = over["rewrite_question"]
+    return parse_persona_config(data, "<overrides>", cfg.base_dir)
+
+
+def day_paths(cfg: PersonaConfig, date: str) -> tuple[Path, Path, Path]:
+    raw_dir, filt_dir = cfg.resolve(cfg.output.raw_dir), cfg.resolve(cfg.output.filtered_dir)
+    assert raw_dir is not None and filt_dir is not None
+    pre = cfg.output.prefix
+    return (raw_dir / f"{pre}_raw_{date}.jsonl").resolve(), (filt_dir / f"{pre}_filtered_{date}.jsonl").resolve(), \
+        (raw_dir / f"{pre}_summary_{date}.json").resolve()
+
+
+def read_ids(path: Path, limit_bytes: int | None = None) -> set[str]:
+    """Dialogue ids in a JSONL file, reading only its first ``limit_bytes`` (the committed part)."""
+    if not path.exists():
+        return set()
+    data = path.read_bytes()
+    if limit_bytes is not None:
+        data = data[:limit_bytes]
+    ids = set()
+    for line in data.splitlines():
+        if line.strip():
+            try:
+                ids.add(str(orjson.loads(line)["id"]))
+            except (orjson.JSONDecodeError, KeyError, TypeError):
+                continue  # a torn last line: the runner cuts it off
+    return ids
+
+
+def read_records(path: Path, ids: set[str] | None = None) -> list[dict]:
+    out = []
+    if not path.exists():
+        return out
+    for line in path.read_bytes().splitlines():
+        if line.strip():
+            try:
+                r = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                continue
+            if ids is None or str(r.get("id")) in ids:
+                out.append(r)
+    return out
+
+
+async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine | None = None,
+               persona_config: PersonaConfig | None = None, date: str | None = None, retry_failed: bool = False,
+               progress: bool = True, console: Console | None = None, base_url: str | None = None,
+               model: str | None = None, api_key_env: str | None = None, store: str | os.PathLike | None = None,
+               **overrides: Any) -> PersonaRunResult:
+    """Async form of :func:`run`."""
+    console = console or Console(stderr=True)
+    if persona_config is None or engine is None:
+        engine, persona_config = _resolve(config, {"engine": engine, "persona_config": persona_config,
+                                                   "base_url": base_url, "model": model,
+                                                   "api_key_env": api_key_env, "store": store})
+    cfg = apply_overrides(persona_config, **overrides) if overrides else persona_config
+    prompts = Prompts(cfg.resolve(cfg.prompts_dir))
+    date = date or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    raw_path, filt_path, summary_path = day_paths(cfg, date)
+
+    warnings = []
+    if cfg.quality.judge and warn_if_same(engine, cfg.agents.persona.role, cfg.agents.judge.role, console):
+        warnings.append("judge_same_as_generator")
+
+    items = dialogue_items(cfg, load_seeds(cfg))
+    committed = engine.store.committed_size(str(raw_path))
+    existing = read_ids(raw_path, committed)
+    todo = [(i, it) for i, it in items if i not in existing]
+    if len(todo) < len(items):
+        console.print(f"{len(items) - len(todo)} dialogue(s) already in {raw_path.name}; not made again")
+
+    maker = DialogueMaker(cfg, prompts)
+    roles = sorted({cfg.agents.persona.role, cfg.agents.user.role}
+                   | ({cfg.agents.rewrite.role} if cfg.rewrite_question else set())
+                   | ({cfg.agents.judge.role} if cfg.quality.judge else set()))
+    result = await engine.run(name=RUN_NAME, items=todo, process=maker.process,
+                              output={"raw": raw_path, "filtered": filt_path}, concurrency=cfg.concurrency,
+                              retry_failed=retry_failed, total=len(todo), progress=progress, roles=roles)
+    ids = {i for i, _ in items}
+    records = read_records(raw_path, ids)
+    failed = sum(1 for i, e in engine.store.failures(result.run_id) if i in ids and i not in existing)
+    summary = summarize(records, failed=failed)
+    summary.update({"date": date, "raw": str(raw_path), "filtered": str(filt_path), "run_id": result.run_id,
+                    "items": len(items), "warnings": warnings})
+    summary_path.parent.mkdir(parents=True, exist_ok=True)
+    summary_path.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
+    if progress:
+        print_summary(summary, console)
+    return PersonaRunResult(raw_path=raw_path, filtered_path=filt_path, summary_path=summary_path, summary=summary,
+                            engine_result=result, already_in_day_file=len(items) - len(todo), items=len(items),
+                            warnings=warnings)
+
+
+def run(config: str | os.PathLike | dict | None = None, **kwargs: Any) -> PersonaRunResult:
+    """Make persona dialogues from the config's seeds; see the module doc for the files written.
+
+    Keyword overrides: seeds, limit, start, shuffle_seed, turns, personas, raw_dir, filtered_dir,
+    min_score, judge, concurrency, rewrite_question; plus engine options base_url, model,
+    api_key_env, store (or engine=an Engine), and date (YYYY-MM-DD), retry_failed, progress.
+    """
+    async def main() -> PersonaRunResult:
+        engine, pcfg = _resolve(config, kwargs)
+        try:
+            return await arun(engine=engine, persona_config=pcfg, **kwargs)
+        finally:
+            await engine.aclose()
+    return asyncio.run(main())
+
+
+def _resolve(config: Any, kwargs: dict) -> tuple[Engine, PersonaConfig]:
+    """Pop the engine options out of ``kwargs`` and return (engine, persona config)."""
+    engine: Engine | None = kwargs.pop("engine", None)
+    pcfg: PersonaConfig | None = kwargs.pop("persona_config", None)
+    eopts = {k: kwargs.pop(k, None) for k in ("base_url", "model", "api_key_env", "store")}
+    if engine is not None and pcfg is not None:
+        return engine, pcfg
+    if engine is not None and config is None:
+        src = engine.config.source
+        base = Path(src).parent if src and Path(src).exists() else Path.cwd()
+        return engine, parse_persona_config(engine.config.extra.get("persona"), src or "<engine>", base)
+    if config is None:
+        raise ConfigError("persona run needs a config (a YAML path or a dict with a 'persona' section)")
+    eng, pcfg2 = load(config, **eopts)
+    return engine or eng, pcfg or pcfg2
