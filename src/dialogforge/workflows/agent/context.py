@@ -87,7 +87,7 @@ class ContextEvent:
     dropped_messages: int = 0
 
     def to_dict(self) -> dict:
-        return {k: v for k, v in self.__dict__.items() if v is not None}
+        return dict(self.__dict__)
 
 
 class ContextManager:
@@ -107,6 +107,9 @@ class ContextManager:
     # -- accounting -------------------------------------------------------------------------
     def record_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
         """Call after appending the assistant reply of a main call to `live`."""
+        pending = [e for e in self.events if e.kind == "history_summary" and e.after_tokens is None]
+        for e in pending:  # the rebuilt context's real size, as the server counted it
+            e.after_tokens = prompt_tokens or None
         if prompt_tokens > 0:
             self.measured_tokens = prompt_tokens + completion_tokens
             self.measured_len = len(self.live)
@@ -182,6 +185,6 @@ class ContextManager:
         summary_msg = {"role": "user", "content": self.prompts.render("summary_message", summary=summary, dropped=len(middle))}
         self.live = self.live[: self.head_len] + [summary_msg] + self.live[split:]
         self.measured_tokens = None  # the rebuilt context has not been measured by the server yet
-        after, _ = self.estimate()
-        self.events.append(ContextEvent("history_summary", step, before, after, dropped_messages=len(middle)))
+        # after_tokens is filled in from the next main call's prompt_tokens (see record_usage)
+        self.events.append(ContextEvent("history_summary", step, before, None, dropped_messages=len(middle)))
         return True
