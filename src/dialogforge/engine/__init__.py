@@ -8,11 +8,13 @@ from typing import Any, Iterable
 
 from rich.console import Console
 
+from .backends.remote import RemoteBackend
 from .client import LLM, Stats
 from .config import Config, EndpointConfig, load_config, parse_config, with_overrides
 from .errors import (APIConnectionError, APIError, APIStatusError, ConfigError, DialogforgeError, InputError,
                      ItemFailed, NotFoundError, StructuredOutputError)
 from .io import count_items, read_items
+from .limits import Gate
 from .runner import ItemContext, ProcessFn, RunResult, execute
 from .store import RunStore
 from .types import ChatResponse, Usage
@@ -39,7 +41,7 @@ class Engine:
         self.stats = Stats()
         self.console = console or Console(stderr=True)
         self._llms: dict[str, LLM] = {}
-        self._global: asyncio.Semaphore | None = None
+        self._global: Gate | None = None
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -71,7 +73,7 @@ class Engine:
         llm = self._llms.get(name)
         if llm is None:
             if self._global is None:
-                self._global = asyncio.Semaphore(self.config.concurrency)
+                self._global = Gate(self.config.concurrency)
             cfg = self.endpoint_config(role)
             llm = LLM(name, cfg, _make_backend(cfg), self.store, self._global, self.stats)
             self._llms[name] = llm
@@ -136,6 +138,5 @@ def _make_backend(cfg: EndpointConfig):
     if cfg.backend == "embedded":
         from .backends.embedded import EmbeddedBackend
         return EmbeddedBackend()
-    from .backends.remote import RemoteBackend
     assert cfg.base_url
     return RemoteBackend(cfg.base_url, connections=cfg.concurrency, headers=cfg.headers)

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ValidationError
 from . import structured
 from .config import EndpointConfig
 from .errors import APIError, RateLimitError, StructuredOutputError
-from .limits import AdaptiveLimiter, KeyPool, backoff_delay
+from .limits import AdaptiveLimiter, Gate, KeyPool, backoff_delay
 from .store import RunStore
 from .types import ChatResponse
 
@@ -26,7 +26,8 @@ from .types import ChatResponse
 class Backend(Protocol):
     name: str
 
-    async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None) -> dict: ...
+    async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None,
+                       payload: bytes | None = None) -> dict: ...
 
     async def aclose(self) -> None: ...
 
@@ -51,7 +52,7 @@ def cache_key(model: str, messages: list, params: dict, tools: Any, schema: Any,
 
 class LLM:
     def __init__(self, name: str, cfg: EndpointConfig, backend: Backend, store: RunStore,
-                 global_limit: asyncio.Semaphore, stats: Stats):
+                 global_limit: Gate, stats: Stats):
         self.name = name
         self.cfg = cfg
         self.model = cfg.model or backend.name
@@ -97,13 +98,12 @@ class LLM:
         merged = {**self._defaults, **params} if self._defaults else params
         key = cache_key(self.model, messages, merged, tools, schema_name, sample)
         if use_cache:
-            hit = self.store.lookup(key)
-            if hit is not None:
-                call_id, body = hit
+            body = self.store.lookup(key)
+            if body is not None:
                 self.stats.cached += 1
                 resp = ChatResponse.from_body(body)
                 resp.cached = True
-                resp.call_id = call_id
+                resp.call_id = key
                 return resp
         body: dict[str, Any] = {"model": self.model, "messages": messages, **merged}
         if tools:
@@ -118,9 +118,10 @@ class LLM:
             await self._global.acquire()
             await self.limiter.acquire()
             slot = await self.keys.acquire(est)
+            self.store.flush()  # every response received so far is durable before another request leaves
             t0 = time.perf_counter()
             try:
-                out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout)
+                out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout, payload=request)
                 resp = ChatResponse.from_body(out, latency=time.perf_counter() - t0)
             except (APIError, ValueError) as e:
                 latency = time.perf_counter() - t0
@@ -155,7 +156,8 @@ class LLM:
         st.prompt_tokens += u.prompt_tokens
         st.completion_tokens += u.completion_tokens
         st.cost += cost
-        resp.call_id = self.store.log_call(
+        resp.call_id = key
+        self.store.log_call(
             run_id=run_id, item_id=item_id, purpose=purpose, endpoint=self.name, model=self.model, cache_key=key,
             request=request, response=out, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
             latency=resp.latency, attempt=attempt, cost=cost)

@@ -7,20 +7,14 @@ import time
 from collections import deque
 
 
-class AdaptiveLimiter:
-    """A concurrency cap that halves on 429 and creeps back up on success (AIMD).
-
-    The cap starts at ``maximum``; ``backoff()`` halves it (at most once per second, so a
-    burst of 429s from one overload counts once); each ``success()`` adds 1/cap, i.e. about
-    one slot per round-trip window, until the maximum is reached again.
-    """
+class Gate:
+    """A concurrency cap: a lean semaphore (asyncio's scans its waiters on every acquire)."""
 
     def __init__(self, maximum: int):
         self.maximum = maximum
         self.limit = float(maximum)
         self.in_flight = 0
         self._waiters: deque[asyncio.Future] = deque()
-        self._last_cut = 0.0
 
     async def acquire(self) -> None:
         if self.in_flight < int(self.limit) and not self._waiters:
@@ -51,6 +45,19 @@ class AdaptiveLimiter:
                 self.in_flight += 1
                 fut.set_result(None)
 
+
+class AdaptiveLimiter(Gate):
+    """A concurrency cap that halves on 429 and creeps back up on success (AIMD).
+
+    The cap starts at ``maximum``; ``backoff()`` halves it (at most once per second, so a
+    burst of 429s from one overload counts once); each ``success()`` adds 1/cap, i.e. about
+    one slot per round-trip window, until the maximum is reached again.
+    """
+
+    def __init__(self, maximum: int):
+        super().__init__(maximum)
+        self._last_cut = 0.0
+
     def backoff(self) -> None:
         now = time.monotonic()
         if now - self._last_cut >= 1.0:
@@ -64,12 +71,15 @@ class AdaptiveLimiter:
 
 
 class TokenBucket:
-    """A per-minute budget (requests or tokens) refilled continuously."""
+    """A per-minute budget (requests or tokens) refilled continuously.
 
-    def __init__(self, per_minute: float):
-        self.capacity = float(per_minute)
+    The burst is ten seconds' worth, so a fresh run does not fire a whole minute's budget
+    at once and then stall (servers count in rolling windows)."""
+
+    def __init__(self, per_minute: float, burst_seconds: float = 10.0):
         self.rate = per_minute / 60.0
-        self.tokens = float(per_minute)
+        self.capacity = max(1.0, self.rate * burst_seconds)
+        self.tokens = self.capacity
         self.updated = time.monotonic()
 
     def _refill(self) -> None:
@@ -79,7 +89,7 @@ class TokenBucket:
 
     def wait_time(self, amount: float) -> float:
         self._refill()
-        amount = min(amount, self.capacity)
+        amount = min(amount, self.capacity)  # a request larger than the burst waits for a full bucket
         if self.tokens >= amount:
             return 0.0
         return (amount - self.tokens) / self.rate

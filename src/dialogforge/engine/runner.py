@@ -20,6 +20,7 @@ import orjson
 from rich.console import Console
 
 from .errors import DialogforgeError
+from .limits import Gate
 from .progress import RunProgress
 from .types import ChatResponse
 
@@ -145,8 +146,12 @@ async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dic
     files = OutputFiles(store, outputs, console)
     result = RunResult(run_id=rid, outputs=outputs, failures_path=_failures_path(outputs[primary]))
     prog = RunProgress(name, total, engine.stats, console, enabled=progress)
-    sem = asyncio.Semaphore(concurrency)
+    sem = Gate(concurrency)
     tasks: set[asyncio.Task] = set()
+
+    def commit(item_id: str, status: str, **kw: Any) -> None:
+        # group commit: items finishing in the same event-loop turn share one transaction
+        store.commit_item(rid, item_id, status, defer=True, **kw)
 
     async def work(item_id: str, item: dict) -> None:
         try:
@@ -158,12 +163,12 @@ async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dic
                 raise
             except Exception as e:  # the item fails; the run goes on
                 msg = f"{type(e).__name__}: {e}"
-                store.commit_item(rid, item_id, "failed", error=msg)
+                commit(item_id, "failed", error=msg)
                 result.failed += 1
                 prog.failed += 1
                 return
             sizes = files.write(records)
-            store.commit_item(rid, item_id, "done", records=sum(len(v) for v in records.values()), file_sizes=sizes)
+            commit(item_id, "done", records=sum(len(v) for v in records.values()), file_sizes=sizes)
             result.done += 1
             prog.done += 1
         finally:
@@ -196,6 +201,7 @@ async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dic
         for t in tasks:
             t.cancel()
         prog.stop()
+        store.flush()
         files.close()
         _write_failures(store, rid, result.failures_path)
         store.end_run(rid, status)

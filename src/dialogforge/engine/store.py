@@ -8,6 +8,7 @@ is cut off before the run resumes.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 import sqlite3
 import time
@@ -92,32 +93,57 @@ class RunStore:
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable against process kills; fsync at checkpoints
         self.db.execute("PRAGMA busy_timeout=10000")
         self.db.executescript(SCHEMA)
+        self._keys: set[str] | None = None  # cache keys that have a response, loaded on first lookup
+        self._pending: list[tuple] = []  # finished items awaiting a group commit
+        self._pending_files: dict[str, int] = {}
+        self._pending_calls: list[tuple] = []
+        self._pending_responses: dict[str, dict] = {}
+        self._flush_scheduled = False
 
     def close(self) -> None:
+        self.flush()
         self.db.close()
 
     # --- calls -------------------------------------------------------------------------
-    def lookup(self, cache_key: str) -> tuple[int, dict] | None:
+    def lookup(self, cache_key: str) -> dict | None:
+        pending = self._pending_responses.get(cache_key)
+        if pending is not None:
+            return pending
+        if self._keys is None:
+            self._keys = {k for (k,) in self.db.execute("SELECT cache_key FROM calls WHERE response IS NOT NULL")}
+        if cache_key not in self._keys:
+            return None  # the common case in a fresh run: no SQL at all
         row = self.db.execute(
-            "SELECT id, response FROM calls WHERE cache_key=? AND response IS NOT NULL LIMIT 1", (cache_key,)
+            "SELECT response FROM calls WHERE cache_key=? AND response IS NOT NULL LIMIT 1", (cache_key,)
         ).fetchone()
         if row is None:
             return None
-        return row[0], orjson.loads(row[1])
+        return orjson.loads(row[0])
 
     def log_call(self, *, run_id: str | None, item_id: str | None, purpose: str, endpoint: str, model: str,
                  cache_key: str | None, request: bytes, response: dict | None, prompt_tokens: int = 0,
                  completion_tokens: int = 0, latency: float = 0.0, attempt: int = 0, error: str | None = None,
-                 cost: float = 0.0) -> int:
-        cur = self.db.execute(
-            "INSERT INTO calls (run_id, item_id, purpose, endpoint, model, cache_key, request, response,"
-            " prompt_tokens, completion_tokens, latency, attempt, error, cost, created_at)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                 cost: float = 0.0) -> None:
+        """Queue one call for the next group commit (see ``flush``)."""
+        self._pending_calls.append(
             (run_id, item_id, purpose, endpoint, model, cache_key, request,
              orjson.dumps(response) if response is not None else None,
-             prompt_tokens, completion_tokens, latency, attempt, error, cost, time.time()),
-        )
-        return cur.lastrowid  # type: ignore[return-value]
+             prompt_tokens, completion_tokens, latency, attempt, error, cost, time.time()))
+        if response is not None and cache_key:
+            self._pending_responses[cache_key] = response
+        self._schedule()
+
+    def _schedule(self) -> None:
+        """Flush on the next event-loop turn (or now, outside a loop)."""
+        if self._flush_scheduled:
+            return
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            self.flush()
+            return
+        self._flush_scheduled = True
+        loop.call_soon(self.flush)
 
     def calls(self, run_id: str, item_id: str | None = None) -> Iterator[dict[str, Any]]:
         q = ("SELECT id, item_id, purpose, endpoint, model, request, response, prompt_tokens, completion_tokens,"
@@ -152,18 +178,50 @@ class RunStore:
             "SELECT item_id, error FROM items WHERE run_id=? AND status='failed' ORDER BY updated_at", (run_id,)))
 
     def commit_item(self, run_id: str, item_id: str, status: str, *, error: str | None = None,
-                    records: int = 0, file_sizes: dict[str, int] | None = None) -> None:
+                    records: int = 0, file_sizes: dict[str, int] | None = None, defer: bool = False) -> None:
+        """Record a finished item and its output files' new sizes in one transaction.
+
+        With ``defer=True`` the commit joins a group that ``flush()`` writes at once (the runner
+        flushes on the next event-loop turn). That is safe: until the commit, the item's lines
+        are an uncommitted tail that a restart cuts off, and the item simply runs again, its
+        LLM calls served from the store."""
+        self._pending.append((run_id, item_id, status, error, records, time.time()))
+        if file_sizes:
+            self._pending_files.update(file_sizes)
+        if defer:
+            self._schedule()
+        else:
+            self.flush()
+
+    def flush(self) -> None:
+        """Group commit: queued calls, then finished items and file sizes, in one transaction.
+
+        The client flushes before it sends any request, so a response is durable before the
+        process does anything that depends on it over the network; the runner flushes items on
+        the next loop turn (their lines are cut off on restart until then)."""
+        self._flush_scheduled = False
+        if not self._pending and not self._pending_calls:
+            return
+        items, files, calls = self._pending, self._pending_files, self._pending_calls
+        self._pending, self._pending_files, self._pending_calls = [], {}, []
+        responses, self._pending_responses = self._pending_responses, {}
         db = self.db
         db.execute("BEGIN")
         try:
-            db.execute(
+            if calls:
+                db.executemany(
+                    "INSERT INTO calls (run_id, item_id, purpose, endpoint, model, cache_key, request, response,"
+                    " prompt_tokens, completion_tokens, latency, attempt, error, cost, created_at)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", calls)
+                if self._keys is not None:
+                    self._keys.update(responses)
+            db.executemany(
                 "INSERT INTO items (run_id, item_id, status, error, records, updated_at) VALUES (?,?,?,?,?,?)"
                 " ON CONFLICT(run_id, item_id) DO UPDATE SET status=excluded.status, error=excluded.error,"
-                " records=excluded.records, updated_at=excluded.updated_at",
-                (run_id, item_id, status, error, records, time.time()))
-            if file_sizes:
+                " records=excluded.records, updated_at=excluded.updated_at", items)
+            if files:
                 db.executemany("INSERT INTO files (path, size) VALUES (?, ?)"
-                               " ON CONFLICT(path) DO UPDATE SET size=excluded.size", list(file_sizes.items()))
+                               " ON CONFLICT(path) DO UPDATE SET size=excluded.size", list(files.items()))
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")

@@ -36,7 +36,7 @@ class ChatResponse:
     parsed: Any = None  # the validated pydantic object when a schema was requested
     cached: bool = False  # served from the run store instead of the network
     latency: float = 0.0  # seconds, of the call that produced it
-    call_id: int | None = None  # row id in the run store's `calls` table
+    call_id: str | None = None  # the call's cache key in the run store (`calls.cache_key`)
 
     @property
     def message(self) -> Message:

@@ -60,9 +60,11 @@ class RemoteBackend:
             return {**self._headers, "Authorization": f"Bearer {api_key}"}
         return self._headers
 
-    async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None) -> dict:
+    async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None,
+                       payload: bytes | None = None) -> dict:
+        """POST the body (already serialised as `payload` when the caller has it) and return the reply."""
         session = self._get_session()
-        data = orjson.dumps(body)
+        data = payload if payload is not None else orjson.dumps(body)
         to = aiohttp.ClientTimeout(total=timeout)
         try:
             async with session.post(self.url, data=data, headers=self._auth(api_key), timeout=to) as resp:
