@@ -6,10 +6,10 @@ thresholds apply to English, Korean, Japanese and Chinese.
 
 * ``structure``   user/assistant turns alternate, nothing is empty, the dialogue ends with an answer.
 * ``catchphrase`` a phrase of several words (Han/Kana: several characters) recurs in too many answers.
-                  Phrases that also occur in a user question are topic words, not catchphrases.
+                  Stretches an answer shares with a user question are topic words, not catchphrases.
 * ``shrinking``   later answers are much shorter than the first (length in non-space characters).
 * ``echo``        an answer too similar to the previous answer, or a question too similar to an earlier one
-                  (character 3-gram Jaccard / containment of the text without spaces and punctuation).
+                  (character n-gram Jaccard / containment of the text without spaces and punctuation).
 """
 from __future__ import annotations
 
@@ -46,7 +46,9 @@ class EchoThresholds(_Strict):
     enabled: bool = True
     answer_jaccard: float = Field(0.5, ge=0, le=1)
     answer_containment: float = Field(0.8, ge=0, le=1)
-    question_jaccard: float = Field(0.7, ge=0, le=1)
+    question_jaccard: float = Field(0.6, ge=0, le=1)
+    question_containment: float = Field(0.85, ge=0, le=1, description="the shorter question inside the other one")
+    question_min_grams: int = Field(8, ge=1, description="containment only for questions with this many n-grams")
     min_chars: int = Field(12, ge=1, description="containment only applies when both texts have this many characters")
 
 
@@ -89,6 +91,15 @@ def _ngrams(seq: list[str], n: int) -> set[tuple[str, ...]]:
     return {tuple(seq[i : i + n]) for i in range(len(seq) - n + 1)}
 
 
+def _free_ngrams(seq: list[str], n: int, topic: set[tuple[str, ...]]) -> set[tuple[str, ...]]:
+    """The n-grams of ``seq`` that do not touch a stretch it shares with a user question (topic words)."""
+    covered = [False] * len(seq)
+    for i in range(len(seq) - n + 1):
+        if tuple(seq[i : i + n]) in topic:
+            covered[i : i + n] = [True] * n
+    return {tuple(seq[i : i + n]) for i in range(len(seq) - n + 1) if not any(covered[i : i + n])}
+
+
 def _spans(seq: list[str], flagged: set[tuple[str, ...]], n: int) -> list[tuple[str, ...]]:
     """Maximal runs of ``seq`` covered by flagged n-grams."""
     covered = [False] * len(seq)
@@ -119,7 +130,7 @@ def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = Catchphra
     seqs = [units(a) for a in answers]
     counts: Counter[tuple[str, ...]] = Counter()
     for seq in seqs:
-        counts.update(_ngrams(seq, n) - topic)
+        counts.update(_free_ngrams(seq, n, topic))
     need = max(t.min_answers, math.floor(t.max_answer_share * len(answers)) + 1)
     flagged = {g for g, c in counts.items() if c >= need}
     if not flagged:
@@ -189,6 +200,11 @@ def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> di
             if jac >= t.question_jaccard:
                 return _result(False, f"question {i + 1} repeats question {j + 1} (similarity {jac:.2f} >= {t.question_jaccard})",
                                {"kind": "question", "turn": i + 1, "earlier": j + 1, "jaccard": round(jac, 3)})
+            con = containment(qs[j], qs[i], min_grams=t.question_min_grams)
+            if con >= t.question_containment:
+                return _result(False, f"question {i + 1} restates question {j + 1} (containment {con:.2f} >= "
+                               f"{t.question_containment})",
+                               {"kind": "question", "turn": i + 1, "earlier": j + 1, "containment": round(con, 3)})
     return _result(True, f"max answer similarity {worst_a:.2f}, max question similarity {worst_q:.2f}",
                    {"answer_max": round(worst_a, 3), "question_max": round(worst_q, 3)})
 

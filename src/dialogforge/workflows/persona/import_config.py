@@ -13,7 +13,7 @@ Mapping (old -> new):
   scoring.score_threshold              -> persona.quality.min_score
   model_inference.temperature/top_p/max_tokens -> persona.agents.persona.*
   model_inference.frequency_penalty/presence_penalty/seed -> persona.agents.persona.params
-Relative paths are re-based from the old config's folder to the new config's folder.
+Paths are kept as written; dialogforge reads relative paths from the new config's folder.
 """
 from __future__ import annotations
 
@@ -40,9 +40,8 @@ KNOWN = {
 
 
 def _rebase(p: str, old_dir: Path, new_dir: Path) -> str:
-    if not p or os.path.isabs(p):
-        return p
-    return os.path.relpath((old_dir / p).resolve(), new_dir.resolve())
+    """Paths are kept as written (the old tool read them from its working directory)."""
+    return p
 
 
 def import_config(old: str | os.PathLike | dict, new_path: str | os.PathLike | None = None) -> tuple[dict, list[str], list[str]]:
@@ -160,6 +159,9 @@ def import_config(old: str | os.PathLike | dict, new_path: str | os.PathLike | N
         seeds["start"] = int(js["start_idx"])
         mapped.append(f"json.start_idx -> persona.seeds.start = {seeds['start']}")
     persona["seeds"] = seeds
+    if any(not os.path.isabs(str(js.get(k) or "/")) for k in ("inspiring_json_dir", "jsonl_save_dir", "filtered_save_dir")):
+        skipped.append("json.*: relative paths are kept as written; dialogforge reads them from the new config's "
+                       "folder, the old tool from its working directory - adjust them if those differ")
     out: dict[str, Any] = {}
     for old_k, new_k in (("jsonl_save_dir", "raw_dir"), ("filtered_save_dir", "filtered_dir")):
         if js.get(old_k):

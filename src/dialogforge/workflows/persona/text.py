@@ -8,7 +8,8 @@ between words, and Korean spacing is inconsistent in real data.  The rules:
 * Everything else (Latin, Hangul, Cyrillic, digits, ...) is split on whitespace;
   each token (with surrounding punctuation removed) is one word / one unit.
 * Similarity uses character n-grams of the text with whitespace and
-  punctuation removed, so it is the same measure in every language.
+  punctuation removed (3-grams; 2-grams for Korean, Chinese and Japanese,
+  where one character is a syllable or a word), so no language needs a tokenizer.
 """
 from __future__ import annotations
 
@@ -121,16 +122,25 @@ def char_ngrams(text: str, n: int = 3) -> set[str]:
     return {s[i : i + n] for i in range(len(s) - n + 1)}
 
 
-def jaccard(a: str, b: str, n: int = 3) -> float:
+def ngram_size(a: str, b: str) -> int:
+    """3 for Latin-like text; 2 for Korean, Chinese and Japanese, whose characters carry a syllable or a word."""
+    return 2 if dominant_script([a, b]) in ("dense", "hangul") else 3
+
+
+def jaccard(a: str, b: str, n: int | None = None) -> float:
+    n = n or ngram_size(a, b)
     ga, gb = char_ngrams(a, n), char_ngrams(b, n)
     if not ga or not gb:
         return 0.0
     return len(ga & gb) / len(ga | gb)
 
 
-def containment(a: str, b: str, n: int = 3) -> float:
-    """Share of the smaller text's n-grams found in the other text."""
+def containment(a: str, b: str, n: int | None = None, *, min_grams: int = 1) -> float:
+    """Share of the smaller text's n-grams found in the other text (0 when it has fewer than ``min_grams``)."""
+    n = n or ngram_size(a, b)
     ga, gb = char_ngrams(a, n), char_ngrams(b, n)
+    if min(len(ga), len(gb)) < min_grams:
+        return 0.0
     if not ga or not gb:
         return 0.0
     return len(ga & gb) / min(len(ga), len(gb))

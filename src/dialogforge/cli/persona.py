@@ -1,0 +1,140 @@
+"""`dialogforge persona ...`: persona dialogues (run), quality control of existing dialogues (check),
+import of the older generator's config (import-config), and the built-in personas (personas)."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from ..engine.errors import ConfigError
+from .common import (BaseUrlOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, make_engine,
+                     print_result, run_async)
+
+
+def _parse_turns(value: Optional[str]) -> int | tuple[int, int] | None:
+    if value is None:
+        return None
+    v = value.replace(" ", "")
+    try:
+        if "-" in v:
+            lo, hi = v.split("-", 1)
+            return int(lo), int(hi)
+        return int(v)
+    except ValueError:
+        raise ConfigError(f"--turns expects N or MIN-MAX (e.g. 4 or 3-5), got {value!r}") from None
+
+
+def register(app: typer.Typer) -> None:
+    persona_app = typer.Typer(help="Persona dialogues: multi-turn generation from single-turn seeds, with quality control.",
+                              no_args_is_help=True)
+    app.add_typer(persona_app, name="persona")
+
+    @persona_app.command("run")
+    @friendly_errors
+    def run_cmd(
+        config: Path = typer.Argument(..., help="YAML config with endpoints, roles and a `persona:` section."),
+        seeds: Optional[Path] = typer.Option(None, "--seeds", help="Seed file (overrides persona.seeds.path)."),
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Use at most this many seeds."),
+        start: Optional[int] = typer.Option(None, "--start", help="Skip this many seeds first (after shuffling)."),
+        shuffle_seed: Optional[int] = typer.Option(None, "--shuffle-seed", help="Shuffle the seeds with this seed."),
+        turns: Optional[str] = typer.Option(None, "--turns", help="Turns per dialogue: N or MIN-MAX."),
+        persona: Optional[list[str]] = typer.Option(None, "--persona", "-p",
+                                                    help="Persona name(s) to use (configured or built-in)."),
+        min_score: Optional[float] = typer.Option(None, "--min-score", help="Judge score needed for the filtered set."),
+        judge: Optional[bool] = typer.Option(None, "--judge/--no-judge", help="Score with the judge (config default)."),
+        rewrite: Optional[bool] = typer.Option(None, "--rewrite/--no-rewrite", help="Rewrite seed questions first."),
+        raw_dir: Optional[Path] = typer.Option(None, "--raw-dir", help="Folder of the raw day files."),
+        filtered_dir: Optional[Path] = typer.Option(None, "--filtered-dir", help="Folder of the filtered day files."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Dialogues in flight at once."),
+        date: Optional[str] = typer.Option(None, "--date", help="Day-file date YYYY-MM-DD (default: today, UTC)."),
+        retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the dialogues that failed before."),
+        base_url: Optional[str] = BaseUrlOpt,
+        model: Optional[str] = ModelOpt,
+        api_key_env: Optional[str] = KeyEnvOpt,
+        store: Optional[Path] = StoreOpt,
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
+    ) -> None:
+        """Make persona dialogues from seeds into date-stamped raw and filtered JSONL (resumable)."""
+        from ..workflows.persona.config import parse_persona_config
+        from ..workflows.persona.workflow import arun
+        engine = make_engine(config, base_url, model, api_key_env, store)
+        pcfg = parse_persona_config(engine.config.extra.get("persona"), str(config), config.parent)
+        overrides = dict(seeds=seeds, limit=limit, start=start, shuffle_seed=shuffle_seed, turns=_parse_turns(turns),
+                         personas=persona, min_score=min_score, judge=judge, rewrite_question=rewrite,
+                         raw_dir=raw_dir, filtered_dir=filtered_dir, concurrency=concurrency)
+
+        async def main():
+            try:
+                return await arun(engine=engine, persona_config=pcfg, date=date, retry_failed=retry_failed,
+                                  progress=not quiet, console=console,
+                                  **{k: v for k, v in overrides.items() if v is not None})
+            finally:
+                await engine.aclose()
+        res = run_async(main)
+        if res.engine_result is not None:
+            print_result(res.engine_result, "dialogues")
+        console.print(f"raw: {res.raw_path}\nfiltered: {res.filtered_path}\nsummary: {res.summary_path}",
+                      highlight=False)
+        if res.engine_result is not None and res.engine_result.failed:
+            raise typer.Exit(1)
+
+    @persona_app.command("check")
+    @friendly_errors
+    def check_cmd(
+        input: Path = typer.Argument(..., help="Dialogues: JSONL or JSON list; messages as role/content "
+                                               "(or `contents`), or ShareGPT from/value."),
+        output: Path = typer.Option(..., "--output", "-o", help="Each dialogue with its check results (JSONL)."),
+        judge: bool = typer.Option(False, "--judge", help="Also score each dialogue with the judge model."),
+        config: Optional[Path] = typer.Option(None, "--config", "-c",
+                                              help="Config: endpoints/roles for the judge, persona.quality thresholds."),
+        min_score: Optional[float] = typer.Option(None, "--min-score", help="Judge score needed to pass."),
+        judge_role: Optional[str] = typer.Option(None, "--judge-role", help="Engine role the judge uses (default judge)."),
+        filtered: Optional[Path] = typer.Option(None, "--filtered", help="Also write the passing dialogues here."),
+        summary: Optional[Path] = typer.Option(None, "--summary", help="Summary JSON (default OUTPUT.summary.json)."),
+        concurrency: int = typer.Option(16, "--concurrency", "-j"),
+        base_url: Optional[str] = BaseUrlOpt,
+        model: Optional[str] = ModelOpt,
+        api_key_env: Optional[str] = KeyEnvOpt,
+        store: Optional[Path] = StoreOpt,
+        quiet: bool = typer.Option(False, "--quiet", "-q"),
+    ) -> None:
+        """Run the persona quality checks over dialogues you already have."""
+        from ..workflows.persona.qc import acheck
+        engine = make_engine(config, base_url, model, api_key_env, store) if judge else None
+
+        async def main():
+            try:
+                return await acheck(input, output, judge=judge, engine=engine, config=config, min_score=min_score,
+                                    judge_role=judge_role, filtered=filtered, summary_path=summary,
+                                    concurrency=concurrency, progress=not quiet, console=console)
+            finally:
+                if engine is not None:
+                    await engine.aclose()
+        s = run_async(main)
+        console.print(f"{s['kept']} of {s['dialogues']} passed · output: {output} · summary: {s['summary_path']}",
+                      highlight=False)
+
+    @persona_app.command("import-config")
+    @friendly_errors
+    def import_cmd(
+        old: Path = typer.Argument(..., help="The older persona generator's YAML config."),
+        output: Path = typer.Option(..., "--output", "-o", help="Where to write the dialogforge config."),
+    ) -> None:
+        """Convert an older multi-turn persona generator config; prints what was and was not mapped."""
+        from ..workflows.persona.import_config import write_imported
+        _, mapped, skipped = write_imported(old, output)
+        from rich.markup import escape
+        for m in mapped:
+            console.print(f"[green]mapped[/]  {escape(m)}", highlight=False)
+        for s in skipped:
+            console.print(f"[yellow]not mapped[/]  {escape(s)}", highlight=False)
+        console.print(f"wrote {output}", highlight=False)
+
+    @persona_app.command("personas")
+    def personas_cmd() -> None:
+        """List the built-in personas (usable by name under persona.personas)."""
+        from ..workflows.persona.personas import BUILTIN_PERSONAS
+        for name, p in BUILTIN_PERSONAS.items():
+            console.print(f"[bold]{name}[/] ({p['role_name']}, {p['language'] or 'language of the question'}): "
+                          f"{p['description']}", highlight=False)
