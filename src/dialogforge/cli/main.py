@@ -5,6 +5,7 @@ import typer
 
 from . import demo, generate, runs
 from . import agent as agent_cli
+from . import persona as persona_cli
 
 app = typer.Typer(
     name="dialogforge",
@@ -17,6 +18,7 @@ generate.register(app)
 runs.register(app)
 demo.register(app)
 agent_cli.register(app)
+persona_cli.register(app)
 
 if __name__ == "__main__":
     app()
