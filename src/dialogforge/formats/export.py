@@ -1,0 +1,203 @@
+"""`dialogforge export`: workflow outputs -> one training format, validated row by row.
+
+Everything streams: one input line at a time is read, selected, converted, checked
+against the target's rules and written (or rejected with its reasons). Nothing is
+dropped silently: every input row ends up written, skipped by the selection flags,
+or rejected, and each of those is counted by reason.
+"""
+from __future__ import annotations
+
+import os
+from collections import Counter
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Iterator, Sequence
+
+import orjson
+
+from ..engine.errors import InputError
+from .conversation import ConversionError, json_text
+from .jsonl import JsonlWriter, iter_lines
+from .readers import read_record
+from .rules.common import Problem
+from .select import Selection
+from .validate import FORMATS, RowValidator
+from .writers.base import TASKS, Writer
+from .writers.chat import OpenAIWriter, TRLWriter
+from .writers.llamafactory import AlpacaWriter, LFOpenAIWriter, ShareGPTWriter
+
+EXPORT_FORMATS = FORMATS + ("hf", "parquet")
+WRITERS: dict[str, type[Writer]] = {"sharegpt": ShareGPTWriter, "lf-openai": LFOpenAIWriter, "alpaca": AlpacaWriter,
+                                    "trl": TRLWriter, "openai": OpenAIWriter}
+
+
+@dataclass
+class ExportReport:
+    output: str
+    format: str
+    task: str
+    read: int = 0
+    written: int = 0
+    skipped: Counter = field(default_factory=Counter)  # left out by the selection flags
+    rejected: Counter = field(default_factory=Counter)  # could not be written validly
+    notes: Counter = field(default_factory=Counter)  # counted normalisations
+    rejects_path: str | None = None
+    dataset_info_path: str | None = None
+    json_features: bool | None = None  # hf/parquet: whether nested columns use datasets.Json
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"output": self.output, "format": self.format, "task": self.task, "read": self.read,
+                "written": self.written, "skipped": dict(self.skipped), "rejected": dict(self.rejected),
+                "notes": dict(self.notes), "rejects": self.rejects_path, "dataset_info": self.dataset_info_path}
+
+
+class _Rejects:
+    """The rejects file, created on the first rejected row."""
+
+    def __init__(self, path: Path):
+        self.path, self._w = path, None
+
+    def write(self, obj: dict[str, Any]) -> None:
+        if self._w is None:
+            self._w = JsonlWriter(self.path)
+        self._w.write(obj)
+
+    def close(self) -> None:
+        if self._w is not None:
+            self._w.close()
+
+
+def default_rejects_path(output: str | os.PathLike) -> Path:
+    p = Path(output)
+    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
+    return p.with_name(stem + ".rejects.jsonl")
+
+
+def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str | os.PathLike, fmt: str, *,
+           task: str = "sft", selection: Selection | None = None, layout: str = "trl",
+           rejects: str | os.PathLike | None = None, dataset_info: str | os.PathLike | None = None,
+           dataset_name: str | None = None, tools_as_list: bool = False,
+           with_metadata: bool = False) -> ExportReport:
+    """Convert records from `inputs` (JSONL or JSON lists) into `fmt` at `output`.
+
+    fmt: sharegpt | lf-openai | alpaca | trl | openai | hf (save_to_disk folder) |
+    parquet (one file); hf/parquet hold rows of `layout` (any of the JSONL formats).
+    LLaMA-Factory formats also add/replace their entry in dataset_info.json (beside the
+    output unless `dataset_info` names the file; the entry is `dataset_name` or the
+    output's stem) without touching other entries.
+    """
+    if fmt not in EXPORT_FORMATS:
+        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
+    if task not in TASKS:
+        raise InputError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
+    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    if not paths:
+        raise InputError("no input files")
+    for p in paths:
+        if not Path(p).is_file():
+            raise InputError(f"input file not found: {p}")
+    target = layout if fmt in ("hf", "parquet") else fmt
+    if target not in WRITERS:
+        raise InputError(f"unknown layout {layout!r} (choose from {', '.join(WRITERS)})")
+    if with_metadata and target == "openai":
+        raise InputError("OpenAI fine-tuning files accept no extra keys; drop --with-metadata")
+    cls = WRITERS[target]
+    try:
+        writer = cls(task, tools_as_list=tools_as_list) if cls is TRLWriter else cls(task)
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    validator = RowValidator(target, task, getattr(writer, "spec", None))
+    report = ExportReport(str(output), fmt, task)
+    rej = _Rejects(Path(rejects) if rejects else default_rejects_path(output))
+    rows = _rows(paths, writer, validator, selection or Selection(), report, rej, with_metadata)
+    try:
+        if fmt in ("hf", "parquet"):
+            from .writers.hf import write_hf
+            report.json_features = write_hf(rows, output, layout=target, task=task, parquet=fmt == "parquet",
+                                            with_metadata=with_metadata)
+        else:
+            with JsonlWriter(output) as w:
+                for row in rows:
+                    w.write(row)
+    finally:
+        rej.close()
+    report.notes.update(writer.notes)
+    if rej._w is not None:
+        report.rejects_path = str(rej.path)
+    if fmt != "hf":  # LLaMA-Factory reads JSONL and Parquet files, not save_to_disk folders
+        entry = writer.dataset_info(_relative(output, dataset_info))
+        if entry is not None:
+            info_path = Path(dataset_info) if dataset_info else Path(output).parent / "dataset_info.json"
+            merge_dataset_info(info_path, dataset_name or _stem(output), entry)
+            report.dataset_info_path = str(info_path)
+    return report
+
+
+def _rows(paths: list, writer: Writer, validator: RowValidator, selection: Selection, report: ExportReport,
+          rej: _Rejects, with_metadata: bool) -> Iterator[dict[str, Any]]:
+    for path in paths:
+        for line in iter_lines(path):
+            report.read += 1
+            where = {"source": str(path), "line": line.lineno, "index": line.index}
+            if line.record is None:
+                report.rejected["json"] += 1
+                rej.write({**where, "reasons": [f"json: {line.error}"], "record": None})
+                continue
+            try:
+                conv = read_record(line.record)
+            except ConversionError as e:
+                report.rejected[e.code] += 1
+                rej.write({**where, "reasons": [f"{e.code}: {e}"], "record": line.record})
+                continue
+            reason = selection.skip_reason(conv)
+            if reason:
+                report.skipped[reason] += 1
+                continue
+            for sample in selection.expand(conv):
+                try:
+                    out = writer.rows(sample)
+                except ConversionError as e:
+                    report.rejected[e.code] += 1
+                    rej.write({**where, "reasons": [f"{e.code}: {e}"], "record": line.record})
+                    continue
+                for row in out:
+                    probs: list[Problem] = validator.check(row, report.written)
+                    if probs:
+                        report.rejected[probs[0].code] += 1
+                        rej.write({**where, "reasons": [str(p) for p in probs], "row": row, "record": line.record})
+                        continue
+                    if with_metadata:
+                        row["metadata"] = json_text(sample.metadata)
+                    report.written += 1
+                    yield row
+
+
+def _stem(output: str | os.PathLike) -> str:
+    p = Path(output)
+    return p.name[: -len(p.suffix)] if p.suffix else p.name
+
+
+def _relative(output: str | os.PathLike, dataset_info: str | os.PathLike | None) -> str:
+    base = Path(dataset_info).parent if dataset_info else Path(output).parent
+    try:
+        return os.path.relpath(Path(output).resolve(), base.resolve())
+    except ValueError:  # another drive
+        return str(Path(output).resolve())
+
+
+def merge_dataset_info(path: str | os.PathLike, name: str, entry: dict[str, Any]) -> None:
+    """Set `name` in dataset_info.json, keeping every other entry (and their order)."""
+    p = Path(path)
+    info: dict[str, Any] = {}
+    if p.exists() and p.stat().st_size:
+        try:
+            info = orjson.loads(p.read_bytes())
+        except orjson.JSONDecodeError as e:
+            raise InputError(f"{p}: not valid JSON ({e}); refusing to overwrite it") from None
+        if not isinstance(info, dict):
+            raise InputError(f"{p}: expected a JSON object of dataset entries")
+    info[name] = entry
+    p.parent.mkdir(parents=True, exist_ok=True)
+    tmp = p.with_name(p.name + ".tmp")
+    tmp.write_bytes(orjson.dumps(info, option=orjson.OPT_INDENT_2) + b"\n")
+    os.replace(tmp, p)

@@ -1,0 +1,1 @@
+"""Target-format rules: what each training framework accepts, checked row by row."""

@@ -1,0 +1,55 @@
+"""Which conversations an export keeps, and per-turn splitting."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Iterator
+
+from .conversation import Conversation
+
+
+@dataclass(slots=True, frozen=True)
+class Selection:
+    min_reward: float | None = None
+    min_score: float | None = None
+    only_success: bool = False
+    include_auxiliary: bool = False  # agent samples whose purpose is not "main" (summaries, ...)
+    per_turn: bool = False  # one sample per assistant turn instead of one per conversation
+
+    def skip_reason(self, conv: Conversation) -> str | None:
+        """Why this conversation is left out, or None to keep it."""
+        meta = conv.metadata
+        purpose = meta.get("purpose")
+        if not self.include_auxiliary and purpose not in (None, "main"):
+            return f"auxiliary ({purpose})"
+        if self.min_reward is not None:
+            r = meta.get("reward")
+            if not isinstance(r, (int, float)) or isinstance(r, bool):
+                return "no reward"
+            if r < self.min_reward:
+                return "reward below minimum"
+        if self.min_score is not None:
+            s = meta.get("score")
+            if not isinstance(s, (int, float)) or isinstance(s, bool):
+                return "no judge score"
+            if s < self.min_score:
+                return "score below minimum"
+        if self.only_success and meta.get("success") is not True:
+            return "not successful"
+        return None
+
+    def expand(self, conv: Conversation) -> Iterator[Conversation]:
+        """The samples one selected conversation becomes."""
+        if not self.per_turn or conv.is_preference:
+            yield conv
+            return
+        yield from split_turns(conv)
+
+
+def split_turns(conv: Conversation) -> Iterator[Conversation]:
+    """One sample per assistant message: everything before it plus that reply.
+    `metadata["turn"]` is the 0-based number of the assistant reply."""
+    turn = 0
+    for i, m in enumerate(conv.messages):
+        if m.role == "assistant":
+            yield conv.copy(messages=conv.messages[: i + 1], metadata={**conv.metadata, "turn": turn})
+            turn += 1

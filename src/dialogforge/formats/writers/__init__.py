@@ -1,0 +1,1 @@
+"""Writers: Conversation -> rows of one training format."""

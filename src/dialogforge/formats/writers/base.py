@@ -1,0 +1,94 @@
+"""What every writer shares: the tasks and how a conversation becomes samples of one.
+
+Tasks:
+- `sft`: the whole conversation (a preference record contributes prompt + chosen);
+- `preference`: prompt + chosen + rejected (reward models, DPO);
+- `kto`: prompt + completion + a boolean label (from `label`/`kto_tag`, from
+  success/passed, or both halves of a chosen/rejected pair);
+- `prompt-completion` (TRL only): everything before the last assistant reply, and that reply.
+"""
+from __future__ import annotations
+
+from collections import Counter
+from typing import Any, ClassVar
+
+from ..conversation import Conversation, ConversionError, Message
+
+TASKS = ("sft", "preference", "kto", "prompt-completion")
+
+
+class Writer:
+    """Turns Conversations into rows of one target format."""
+
+    name: ClassVar[str] = ""
+    tasks: ClassVar[tuple[str, ...]] = ("sft", "preference", "kto")
+
+    def __init__(self, task: str = "sft"):
+        if task not in self.tasks:
+            raise ValueError(f"format {self.name!r} supports tasks {', '.join(self.tasks)}, not {task!r}")
+        self.task = task
+        self.notes: Counter[str] = Counter()  # lossy-but-counted normalisations
+        self.columns_seen: set[str] = set()
+
+    def rows(self, conv: Conversation) -> list[dict[str, Any]]:
+        if self.task == "sft":
+            out = [self.sft(as_sft(conv))]
+        elif self.task == "preference":
+            require_pair(conv)
+            out = [self.preference(conv)]
+        elif self.task == "kto":
+            out = [self.kto(c, label) for c, label in kto_items(conv)]
+        else:
+            out = [self.prompt_completion(as_sft(conv))]
+        for row in out:
+            self.columns_seen.update(k for k, v in row.items() if v is not None)
+        return out
+
+    # Each target implements the tasks it lists.
+    def sft(self, conv: Conversation) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def preference(self, conv: Conversation) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def kto(self, conv: Conversation, label: bool) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def prompt_completion(self, conv: Conversation) -> dict[str, Any]:
+        raise NotImplementedError
+
+    def dataset_info(self, file_name: str) -> dict[str, Any] | None:
+        """The LLaMA-Factory dataset_info.json entry for the file written, if any."""
+        return None
+
+
+def as_sft(conv: Conversation) -> Conversation:
+    if conv.is_preference:
+        return conv.copy(messages=conv.messages + list(conv.chosen or []), chosen=None, rejected=None)
+    return conv
+
+
+def require_pair(conv: Conversation) -> None:
+    if not conv.chosen or not conv.rejected:
+        raise ConversionError("not_preference", "record has no chosen/rejected pair")
+
+
+def kto_items(conv: Conversation) -> list[tuple[Conversation, bool]]:
+    if conv.label is not None:
+        return [(as_sft(conv), conv.label)]
+    if conv.is_preference:
+        require_pair(conv)
+        return [(conv.copy(messages=conv.messages + list(conv.chosen or []), chosen=None, rejected=None), True),
+                (conv.copy(messages=conv.messages + list(conv.rejected or []), chosen=None, rejected=None), False)]
+    success = conv.metadata.get("success")
+    if isinstance(success, bool):
+        return [(conv, success)]
+    raise ConversionError("kto_label", "no KTO label: needs label/kto_tag, success/passed, or a chosen/rejected pair")
+
+
+def split_last_reply(msgs: list[Message]) -> tuple[list[Message], list[Message]]:
+    """(prompt, completion): the completion is the last assistant message."""
+    for i in range(len(msgs) - 1, -1, -1):
+        if msgs[i].role == "assistant":
+            return msgs[:i], msgs[i:]
+    raise ConversionError("no_reply", "conversation has no assistant reply")

@@ -1,0 +1,101 @@
+"""TRL datasets and OpenAI fine-tuning files.
+
+TRL: conversational `messages`, `prompt`/`completion`, `prompt`/`chosen`/`rejected`
+and unpaired `prompt`/`completion`/`label`; tool-call arguments are objects (what
+chat templates expect) and `tools` is JSON text by default (TRL's preferred form:
+Arrow cannot pad or mangle a string), or a list with `tools_as_list`.
+
+OpenAI: {"messages": [...], "tools": [...]}, arguments as JSON text, every call with
+an id and every tool message with the `tool_call_id` it answers; preference rows in
+the DPO form {"input", "preferred_output", "non_preferred_output"}.
+"""
+from __future__ import annotations
+
+from typing import Any
+
+from ..conversation import Conversation, ConversionError, Message, json_text, message_to_openai
+from .base import Writer, split_last_reply
+
+
+class TRLWriter(Writer):
+    name = "trl"
+    tasks = ("sft", "prompt-completion", "preference", "kto")
+
+    def __init__(self, task: str = "sft", *, tools_as_list: bool = False):
+        super().__init__(task)
+        self.tools_as_list = tools_as_list
+
+    def _msgs(self, msgs: list[Message]) -> list[dict[str, Any]]:
+        return [message_to_openai(m, arguments_as_object=True) for m in msgs]
+
+    def _prompt(self, conv: Conversation, msgs: list[Message]) -> list[dict[str, Any]]:
+        head = [{"role": "system", "content": conv.system}] if conv.system else []
+        return head + self._msgs(msgs)
+
+    def _tools(self, conv: Conversation, row: dict[str, Any]) -> dict[str, Any]:
+        if conv.tools:
+            row["tools"] = conv.tools if self.tools_as_list else json_text(conv.tools)
+        return row
+
+    def sft(self, conv: Conversation) -> dict[str, Any]:
+        return self._tools(conv, {"messages": self._prompt(conv, conv.messages)})
+
+    def prompt_completion(self, conv: Conversation) -> dict[str, Any]:
+        prompt, completion = split_last_reply(conv.messages)
+        return self._tools(conv, {"prompt": self._prompt(conv, prompt), "completion": self._msgs(completion)})
+
+    def preference(self, conv: Conversation) -> dict[str, Any]:
+        return self._tools(conv, {"prompt": self._prompt(conv, conv.messages),
+                                  "chosen": self._msgs(conv.chosen or []),
+                                  "rejected": self._msgs(conv.rejected or [])})
+
+    def kto(self, conv: Conversation, label: bool) -> dict[str, Any]:
+        prompt, completion = split_last_reply(conv.messages)
+        return self._tools(conv, {"prompt": self._prompt(conv, prompt), "completion": self._msgs(completion),
+                                  "label": label})
+
+
+class OpenAIWriter(Writer):
+    name = "openai"
+    tasks = ("sft", "preference")
+
+    def _msgs(self, msgs: list[Message], ids: list[str]) -> list[dict[str, Any]]:
+        """OpenAI messages with call ids filled in and tool results linked to them."""
+        out: list[dict[str, Any]] = []
+        pending: list[str] = []
+        for m in msgs:
+            d = message_to_openai(m)
+            if d.get("tool_calls"):
+                pending = []
+                for c in d["tool_calls"]:
+                    c.setdefault("id", f"call_{len(ids)}")
+                    ids.append(c["id"])
+                    pending.append(c["id"])
+            elif m.role == "tool":
+                if not d.get("tool_call_id"):
+                    if not pending:
+                        raise ConversionError("orphan_tool", "a tool result answers no preceding call")
+                    d["tool_call_id"] = pending[0]
+                if d["tool_call_id"] in pending:
+                    pending.remove(d["tool_call_id"])
+                d.pop("name", None)
+            out.append(d)
+        return out
+
+    def _head(self, conv: Conversation) -> list[dict[str, Any]]:
+        return [{"role": "system", "content": conv.system}] if conv.system else []
+
+    def sft(self, conv: Conversation) -> dict[str, Any]:
+        row: dict[str, Any] = {"messages": self._head(conv) + self._msgs(conv.messages, [])}
+        if conv.tools:
+            row["tools"] = conv.tools
+        return row
+
+    def preference(self, conv: Conversation) -> dict[str, Any]:
+        ids: list[str] = []
+        inner: dict[str, Any] = {"messages": self._head(conv) + self._msgs(conv.messages, ids)}
+        if conv.tools:
+            inner["tools"] = conv.tools
+        return {"input": inner,
+                "preferred_output": self._msgs(conv.chosen or [], list(ids)),
+                "non_preferred_output": self._msgs(conv.rejected or [], list(ids))}
