@@ -51,7 +51,9 @@ def friendly_errors(fn: Callable) -> Callable:
 
 
 def run_async(coro_fn: Callable[[], Any]) -> Any:
+    from ..engine.loop import install_fast_loop
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    install_fast_loop()
     return asyncio.run(coro_fn())
 
 

@@ -31,8 +31,10 @@ def register(app: typer.Typer) -> None:
             return
         st = RunStore(store)
         table = Table(title=f"runs in {st.path}")
-        for col in ("run", "workflow", "status", "done", "failed", "updated", "output"):
+        table.add_column("run", no_wrap=True)
+        for col in ("workflow", "status", "done", "failed", "updated"):
             table.add_column(col)
+        table.add_column("output", overflow="fold")
         for r in st.runs():
             table.add_row(r.run_id, r.name, r.status, str(r.done), str(r.failed), _when(r.updated_at),
                           next(iter(r.outputs.values()), ""))

@@ -1,0 +1,53 @@
+"""Config: endpoints, roles, keys, overrides, and errors that name the field."""
+from __future__ import annotations
+
+import pytest
+
+from dialogforge.engine import Engine
+from dialogforge.engine.config import load_config, with_overrides
+from dialogforge.engine.errors import ConfigError
+
+
+def test_roles_map_to_endpoints_and_extra_sections_are_kept(tmp_path):
+    p = tmp_path / "c.yaml"
+    p.write_text(
+        "endpoints:\n"
+        "  gen: {base_url: 'http://a/v1', model: big, params: {temperature: 0.9}}\n"
+        "  judge: {base_url: 'http://b/v1', model: strict}\n"
+        "roles: {generator: gen, user: gen, judge: judge}\n"
+        "persona: {turns: 4}\n")
+    cfg = load_config(p)
+    assert cfg.endpoint_for("user") == "gen" and cfg.endpoint_for("judge") == "judge"
+    assert cfg.extra["persona"] == {"turns": 4}
+    eng = Engine(cfg)
+    assert not eng.same_endpoint("generator", "judge") and eng.same_endpoint("generator", "user")
+
+
+@pytest.mark.parametrize("text, needle", [
+    ("endpoints:\n  a: {base_url: 'http://a/v1', model: m, rpm: -5}\n", "endpoints.a.rpm"),
+    ("endpoints:\n  a: {base_url: 'http://a/v1'}\n", "model is required"),
+    ("endpoints:\n  a: {base_url: 'http://a/v1', model: m, colour: red}\n", "endpoints.a.colour"),
+    ("endpoints:\n  a: {base_url: 'http://a/v1', model: m}\nroles: {judge: b}\n", "roles.judge: unknown endpoint 'b'"),
+    ("endpoints: [\n", "invalid YAML"),
+])
+def test_invalid_config_names_the_field(tmp_path, text, needle):
+    p = tmp_path / "c.yaml"
+    p.write_text(text)
+    with pytest.raises(ConfigError) as e:
+        load_config(p)
+    assert needle in str(e.value) and str(p) in str(e.value)
+
+
+def test_flags_override_and_default_to_embedded(tmp_path):
+    cfg = with_overrides(load_config(None), base_url="http://h/v1", model="x")
+    assert cfg.endpoints["default"].base_url == "http://h/v1" and cfg.endpoint_for("judge") == "default"
+    eng = Engine(load_config(None))
+    assert eng.endpoint_config("generator").backend == "embedded"
+
+
+def test_key_names_expand_to_env_vars(monkeypatch):
+    from dialogforge.engine.config import EndpointConfig
+    monkeypatch.setenv("ALICE_GEMINI_API_KEY", "k1")
+    ep = EndpointConfig(base_url="http://x", model="m", key_names=["ALICE", "BOB"],
+                        key_env_template="{name}_GEMINI_API_KEY")
+    assert ep.resolve_keys() == ["k1"]  # BOB's key is absent: the present ones are used
