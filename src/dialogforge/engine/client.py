@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import inspect
 import time
 from dataclasses import dataclass
 from typing import Any, Protocol
@@ -65,6 +66,8 @@ class LLM:
         self._price = cfg.price
         self.structured_mode = cfg.structured_output
         self._defaults = dict(cfg.params)
+        # the remote backend takes the body already serialised (it is needed for the log anyway)
+        self._pass_payload = "payload" in inspect.signature(backend.complete).parameters
 
     async def chat(self, messages: list[dict], *, purpose: str = "main", sample: int = 0,
                    schema: type[BaseModel] | None = None, tools: list[dict] | None = None,
@@ -121,7 +124,10 @@ class LLM:
             self.store.flush()  # every response received so far is durable before another request leaves
             t0 = time.perf_counter()
             try:
-                out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout, payload=request)
+                if self._pass_payload:
+                    out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout, payload=request)
+                else:
+                    out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout)
                 resp = ChatResponse.from_body(out, latency=time.perf_counter() - t0)
             except (APIError, ValueError) as e:
                 latency = time.perf_counter() - t0
