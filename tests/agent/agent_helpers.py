@@ -3,11 +3,14 @@ from __future__ import annotations
 
 import json
 import re
+import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 EXAMPLES = REPO / "examples" / "agent"
 SIGNAL = "SUBMIT_FINAL_ANSWER"
+# `python3` inside the sandboxes: this interpreter's folder first (a pyenv shim costs ~0.25 s per start)
+FAST_ENV = {"PATH": f"{Path(sys.executable).parent}:/usr/local/bin:/usr/bin:/bin"}
 
 FAST_DEDUPE = '''def unique_in_order(items):
     seen = set()
@@ -48,7 +51,7 @@ def heredoc(path: str, text: str) -> str:
     return f"cat > {path} <<'PYEOF'\n{text}PYEOF"
 
 
-def plan_for(task_text: str) -> list[str]:
+def plan_for(task_text: str, short: bool = False) -> list[str]:
     """The commands a competent agent would run for each example task, ending with the submit signal."""
     if "unique_in_order" in task_text:
         edit = heredoc("dedupe.py", FAST_DEDUPE)
@@ -58,6 +61,8 @@ def plan_for(task_text: str) -> list[str]:
         edit = FIXED_MEDIAN_SED
     else:
         raise AssertionError("unknown task")
+    if short:
+        return [edit, f"echo {SIGNAL}"]
     return ["ls", "cat *.py", edit, "python3 -m unittest 2>&1 | tail -3", f"echo {SIGNAL}"]
 
 
@@ -77,7 +82,12 @@ def main_step(body: dict) -> int:
     return (max(marks) if marks else 0) + 1
 
 
-def shell_responder(body: dict):
+def short_shell_responder(body: dict):
+    """Edit, then submit: the least work per rollout (for the many-rollout tests)."""
+    return shell_responder(body, short=True)
+
+
+def shell_responder(body: dict, short: bool = False):
     aux = is_aux(body)
     if aux == "observation_summary":
         return "The files define the function under test and its tests; nothing failed."
@@ -87,7 +97,7 @@ def shell_responder(body: dict):
         return f"Looked around and read the code. Last finished STEP {max(marks) if marks else 0}."
     task = body["messages"][1]["content"]
     step = main_step(body)
-    plan = plan_for(task)
+    plan = plan_for(task, short)
     cmd = plan[min(step, len(plan)) - 1]
     return f"STEP {step}: next I run this.\n\n```bash\n{cmd}\n```"
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_helpers import EXAMPLES, read_jsonl, shell_responder, tool_responder
+from agent_helpers import EXAMPLES, FAST_ENV, read_jsonl, shell_responder, tool_responder
 from dialogforge.engine import Engine
 from dialogforge.testing.fake_server import FakeServer
 from dialogforge.workflows.agent import load_tasks, parse_agent_config, run_agent
@@ -22,7 +22,7 @@ def agent_cfg(**over):
            "limits": {"step_limit": 8},
            "context": {"observation_max_chars": 1000, "observation_summary_tokens": 600,
                        "max_context_tokens": 450, "keep_recent_messages": 2},
-           "environment": {"type": "local", "timeout": 30, "eval_timeout": 60}, "reward": REWARD}
+           "environment": {"type": "local", "timeout": 30, "eval_timeout": 60, "env": FAST_ENV}, "reward": REWARD}
     raw.update(over)
     return parse_agent_config(raw)
 

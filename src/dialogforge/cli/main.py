@@ -6,6 +6,7 @@ import typer
 from . import demo, generate, runs
 from . import agent as agent_cli
 from . import persona as persona_cli
+from . import formats as formats_cli
 
 app = typer.Typer(
     name="dialogforge",
@@ -19,6 +20,7 @@ runs.register(app)
 demo.register(app)
 agent_cli.register(app)
 persona_cli.register(app)
+formats_cli.register(app)
 
 if __name__ == "__main__":
     app()

@@ -17,7 +17,7 @@ import orjson
 
 from ..engine.errors import InputError
 from .conversation import ConversionError, json_text
-from .jsonl import JsonlWriter, iter_lines
+from .jsonl import JsonlWriter, expand_inputs, iter_lines
 from .readers import read_record
 from .rules.common import Problem
 from .select import Selection
@@ -78,7 +78,7 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
            rejects: str | os.PathLike | None = None, dataset_info: str | os.PathLike | None = None,
            dataset_name: str | None = None, tools_as_list: bool = False,
            with_metadata: bool = False) -> ExportReport:
-    """Convert records from `inputs` (JSONL or JSON lists) into `fmt` at `output`.
+    """Convert records from `inputs` (JSONL or JSON lists; a folder means its files) into `fmt` at `output`.
 
     fmt: sharegpt | lf-openai | alpaca | trl | openai | hf (save_to_disk folder) |
     parquet (one file); hf/parquet hold rows of `layout` (any of the JSONL formats).
@@ -90,12 +90,9 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
         raise InputError(f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
     if task not in TASKS:
         raise InputError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
-    paths = [inputs] if isinstance(inputs, (str, os.PathLike)) else list(inputs)
+    paths = expand_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     if not paths:
         raise InputError("no input files")
-    for p in paths:
-        if not Path(p).is_file():
-            raise InputError(f"input file not found: {p}")
     target = layout if fmt in ("hf", "parquet") else fmt
     if target not in WRITERS:
         raise InputError(f"unknown layout {layout!r} (choose from {', '.join(WRITERS)})")

@@ -89,3 +89,19 @@ class JsonlWriter:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; a folder stands for its *.jsonl and *.json files, sorted."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(x for x in p.iterdir() if x.suffix.lower() in (".jsonl", ".json") and x.is_file())
+            if not found:
+                raise InputError(f"{p}: folder has no .jsonl or .json files")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"input not found: {p}")
+    return out

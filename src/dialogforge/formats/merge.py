@@ -18,7 +18,7 @@ from typing import Any, Sequence
 import orjson
 
 from ..engine.errors import InputError
-from .jsonl import JsonlWriter, iter_lines
+from .jsonl import JsonlWriter, expand_inputs, iter_lines
 
 KEY_FIELDS = ("run", "round", "instance", "repeat", "sample_index", "purpose", "turn", "id")
 
@@ -73,7 +73,7 @@ def record_key(rec: dict[str, Any]) -> bytes:
 def merge(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
           runs: Sequence[str] | None = None) -> MergeReport:
     """Concatenate `inputs` into `output` (JSONL), filling `run` and `source`."""
-    paths = list(inputs)
+    paths = expand_inputs(inputs)
     if not paths:
         raise InputError("merge needs at least one input file")
     if runs is not None and len(runs) != len(paths):

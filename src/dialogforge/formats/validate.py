@@ -58,10 +58,12 @@ def load_entry(dataset_info: str | os.PathLike, name: str | None) -> dict[str, A
 class RowValidator:
     """Rules of one target plus column-type consistency across the file."""
 
-    def __init__(self, fmt: str, task: str | None = None, spec: LFSpec | None = None):
+    def __init__(self, fmt: str, task: str | None = None, spec: LFSpec | None = None, *,
+                 declared: bool = False):
+        """`declared`: `spec` is the user's dataset_info entry, so its columns must exist."""
         if fmt not in FORMATS:
             raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
-        self.fmt, self.task, self.spec = fmt, task, spec
+        self.fmt, self.task, self.spec, self.declared = fmt, task, spec, declared
         self.types = ColumnTypes()
         self._rules: Any = None
 
@@ -85,7 +87,7 @@ class RowValidator:
         return probs
 
     def file_problems(self) -> list[Problem]:
-        if isinstance(self._rules, LFRules):
+        if self.declared and isinstance(self._rules, LFRules):
             missing = self._rules.declared_missing()
             if missing:
                 return [Problem("missing_column", f"dataset_info declares column(s) {', '.join(missing)} that no "
@@ -139,7 +141,7 @@ def validate(path: str | os.PathLike, fmt: str, *, task: str | None = None,
     spec = LFSpec.from_entry(load_entry(dataset_info, dataset)) if dataset_info else None
     if spec is not None and fmt not in ("sharegpt", "lf-openai", "alpaca"):
         raise InputError("--dataset-info applies to LLaMA-Factory formats only")
-    v = RowValidator(fmt, task, spec)
+    v = RowValidator(fmt, task, spec, declared=spec is not None)
     report = ValidationReport(str(path), fmt, rejects_path=str(rejects) if rejects else None)
     out = JsonlWriter(rejects) if rejects else None
     try:

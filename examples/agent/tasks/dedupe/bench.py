@@ -13,7 +13,7 @@ MODULE, FUNCTION = "dedupe", "unique_in_order"
 
 
 def workload():
-    return ([i % 500 for i in range(10000)],)
+    return ([i % 400 for i in range(6000)],)
 
 
 def load(folder, alias):

@@ -13,7 +13,7 @@ MODULE, FUNCTION = "primes", "count_primes"
 
 
 def workload():
-    return (3000,)
+    return (2000,)
 
 
 def load(folder, alias):

@@ -112,11 +112,12 @@ def clean_answer(
     t, lab2 = strip_label(t, labels)
     if lab1 or lab2:
         fixes.append("speaker_label")
+    t, q1 = strip_quotes(t)
     t, ch = strip_headings(t)
     if ch:
         fixes.append("headings")
-    t, ch = strip_quotes(t)
-    if ch:
+    t, q2 = strip_quotes(t)
+    if q1 or q2:
         fixes.append("quotes")
     t, ch = collapse_paragraphs(t)
     if ch and t:

@@ -84,7 +84,8 @@ def warn_if_same(engine: Any, generator_role: str, judge_role: str, console: Any
         msg = (f"the judge (role {judge_role!r}) uses the same endpoint and model as the generator "
                f"(role {generator_role!r}: {g[2] or g[0]}); scores will be biased - map roles.{judge_role} "
                f"to a different endpoint")
-        log.warning(msg)
         if console is not None:
-            console.print(f"[yellow]warning:[/] {msg}")
+            console.print(f"[yellow]warning:[/] {msg}", highlight=False)
+        else:
+            log.warning(msg)
     return same
