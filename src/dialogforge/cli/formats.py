@@ -1,0 +1,176 @@
+"""`dialogforge export | validate | merge | dedup | report`: training formats and dataset tools."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Optional
+
+import orjson
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .common import friendly_errors
+
+out = Console()
+err = Console(stderr=True)
+
+FORMAT_HELP = "sharegpt | lf-openai | alpaca (LLaMA-Factory), trl, openai, hf (save_to_disk folder), parquet"
+
+
+def _counts(title: str, counter: dict, style: str) -> None:
+    if counter:
+        out.print(title)
+        for k, v in sorted(counter.items(), key=lambda kv: -kv[1]):
+            out.print(f"  [{style}]{v:>8}[/]  {k}", highlight=False)
+
+
+def register(app: typer.Typer) -> None:
+    @app.command("export")
+    @friendly_errors
+    def export_cmd(
+        inputs: list[Path] = typer.Argument(..., help="JSONL/JSON files (or folders of them) our workflows wrote."),
+        output: Path = typer.Option(..., "--output", "-o", help="Output file (folder for --to hf)."),
+        to: str = typer.Option(..., "--to", "-t", help=FORMAT_HELP),
+        task: str = typer.Option("sft", "--task", help="sft | preference | kto | prompt-completion (trl)."),
+        layout: str = typer.Option("trl", "--layout", help="Row layout inside hf/parquet output (any JSONL format)."),
+        min_reward: Optional[float] = typer.Option(None, "--min-reward", help="Keep samples with reward >= this."),
+        min_score: Optional[float] = typer.Option(None, "--min-score", help="Keep samples with judge score >= this."),
+        only_success: bool = typer.Option(False, "--only-success", help="Keep successful (or passed) samples only."),
+        include_auxiliary: bool = typer.Option(False, "--include-auxiliary/--exclude-auxiliary",
+                                               help="Keep agent calls whose purpose is not 'main' (summaries)."),
+        per_turn: bool = typer.Option(False, "--per-turn", help="One sample per assistant turn (prefix + reply)."),
+        dataset_info: Optional[Path] = typer.Option(None, "--dataset-info",
+                                                    help="LLaMA-Factory dataset_info.json to update "
+                                                         "(default: beside the output)."),
+        dataset_name: Optional[str] = typer.Option(None, "--dataset-name", help="Entry name (default: output stem)."),
+        rejects: Optional[Path] = typer.Option(None, "--rejects", help="Rejected rows (default: OUTPUT.rejects.jsonl)."),
+        tools_as_list: bool = typer.Option(False, "--tools-as-list",
+                                           help="trl: write tools as a list instead of JSON text."),
+        with_metadata: bool = typer.Option(False, "--with-metadata",
+                                           help="Add a `metadata` column (JSON text) with reward, score, provenance."),
+        strict: bool = typer.Option(False, "--strict", help="Exit 1 when any row is rejected."),
+    ) -> None:
+        """Convert workflow outputs to a training format; every row is validated as it is written."""
+        from ..formats import Selection, export
+        sel = Selection(min_reward=min_reward, min_score=min_score, only_success=only_success,
+                        include_auxiliary=include_auxiliary, per_turn=per_turn)
+        r = export(inputs, output, to, task=task, selection=sel, layout=layout, rejects=rejects,
+                   dataset_info=dataset_info, dataset_name=dataset_name, tools_as_list=tools_as_list,
+                   with_metadata=with_metadata)
+        rejected = sum(r.rejected.values())
+        out.print(f"[bold]export[/] {r.read} rows read -> [green]{r.written} written[/] to {r.output} "
+                  f"({to}, {task}); {sum(r.skipped.values())} skipped by selection, "
+                  f"[{'red' if rejected else 'green'}]{rejected} rejected[/]")
+        _counts("skipped by selection:", dict(r.skipped), "yellow")
+        _counts("rejected (reason: count):", dict(r.rejected), "red")
+        _counts("normalised (counted):", dict(r.notes), "cyan")
+        if r.rejects_path:
+            out.print(f"rejected rows and their reasons: {r.rejects_path}")
+        if r.dataset_info_path:
+            out.print(f"dataset_info entry {dataset_name or Path(output).name.split('.')[0]!r} "
+                      f"written to {r.dataset_info_path}")
+        if r.json_features is False:
+            err.print("[yellow]note:[/] this `datasets` has no Json feature; nested columns are stored as JSON text")
+        if strict and rejected:
+            raise typer.Exit(1)
+
+    @app.command("validate")
+    @friendly_errors
+    def validate_cmd(
+        file: Path = typer.Argument(..., help="Training file (JSONL or JSON list)."),
+        fmt: str = typer.Option(..., "--format", "-f", help="sharegpt | lf-openai | alpaca | trl | openai"),
+        task: Optional[str] = typer.Option(None, "--task", help="sft | preference | kto | prompt-completion "
+                                                                "(default: from the first row)."),
+        dataset_info: Optional[Path] = typer.Option(None, "--dataset-info",
+                                                    help="Check against this dataset_info.json entry."),
+        dataset: Optional[str] = typer.Option(None, "--dataset", help="Entry name in --dataset-info."),
+        rejects: Optional[Path] = typer.Option(None, "--rejects", help="Write every bad row with its reasons here."),
+        show: int = typer.Option(20, "--show", help="Bad rows to print."),
+        as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    ) -> None:
+        """Check every row against the target's rules; exit 1 when any row is bad."""
+        from ..formats import validate
+        r = validate(file, fmt, task=task, dataset_info=dataset_info, dataset=dataset, rejects=rejects)
+        if as_json:
+            typer.echo(orjson.dumps(r.to_dict(), option=orjson.OPT_INDENT_2).decode())
+        else:
+            colour = "green" if r.ok else "red"
+            out.print(f"[bold]{file}[/] as {fmt} ({r.task}): {r.rows} rows, [green]{r.valid} valid[/], "
+                      f"[{colour}]{r.invalid} invalid[/]")
+            _counts("invalid rows by first reason:", dict(r.by_reason), "red")
+            for b in r.bad[:show]:
+                out.print(f"  row {b.index} (line {b.lineno}): " + "; ".join(b.reasons), highlight=False)
+            if r.invalid > min(show, len(r.bad)):
+                out.print(f"  ... {r.invalid - min(show, len(r.bad))} more" +
+                          (f" in {r.rejects_path}" if r.rejects_path else " (use --rejects FILE to list all)"))
+            for p in r.file_problems:
+                out.print(f"[red]file:[/] {p}", highlight=False)
+        if not r.ok:
+            raise typer.Exit(1)
+
+    @app.command("merge")
+    @friendly_errors
+    def merge_cmd(
+        inputs: list[Path] = typer.Argument(..., help="Run/round outputs (JSONL files or folders)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Merged JSONL."),
+        run: Optional[list[str]] = typer.Option(None, "--run", help="Run name per input, in order "
+                                                                    "(default: the records' own, else file stem)."),
+    ) -> None:
+        """Combine runs and rounds into one dataset, keeping provenance; drops only exact repeats."""
+        from ..formats import merge
+        r = merge(inputs, output, runs=run)
+        t = Table(title=f"merged into {r.output}", title_justify="left")
+        for col in ("file", "run", "rows", "kept", "duplicates", "bad lines"):
+            t.add_column(col)
+        for f in r.files:
+            t.add_row(f.path, f.run, str(f.rows), str(f.kept), str(f.duplicates), str(f.bad))
+        out.print(t)
+        out.print(f"{r.kept} records kept, {r.duplicates} exact repeats (same provenance and content) dropped")
+        _counts("records per run/round:", dict(r.rounds), "green")
+        for b in r.bad_lines:
+            out.print(f"[red]bad line[/] {b}", highlight=False)
+
+    @app.command("dedup")
+    @friendly_errors
+    def dedup_cmd(
+        input: Path = typer.Argument(..., help="JSONL dataset."),
+        output: Path = typer.Option(..., "--output", "-o", help="Deduplicated JSONL."),
+        threshold: float = typer.Option(0.85, "--threshold", help="Near-duplicate Jaccard similarity (0-1]."),
+        ngram: int = typer.Option(5, "--ngram", help="Character n-gram size for shingles."),
+        num_perm: int = typer.Option(128, "--num-perm", help="MinHash permutations."),
+        text: str = typer.Option("all", "--text", help="What to compare: all | assistant | last | prompt."),
+        keep: str = typer.Option("first", "--keep", help="Which cluster member to keep: first | best (score, reward)."),
+        exact: bool = typer.Option(True, "--exact/--no-exact", help="Exact dedup on normalised text."),
+        near: bool = typer.Option(True, "--near/--no-near", help="Near-duplicate dedup with MinHash LSH."),
+        clusters: Optional[Path] = typer.Option(None, "--clusters", help="Clusters report (default: OUTPUT.clusters.json)."),
+    ) -> None:
+        """Remove exact and near duplicates; every cluster and the member kept go to a JSON report."""
+        from ..formats import dedup
+        r = dedup(input, output, exact=exact, near=near, threshold=threshold, ngram=ngram, num_perm=num_perm,
+                  text=text, keep=keep, clusters=clusters)
+        out.print(f"[bold]dedup[/] {r.rows} rows -> [green]{r.kept} kept[/]; removed {r.exact_removed} exact and "
+                  f"{r.near_removed} near duplicates in {len(r.clusters)} clusters; clusters: {r.clusters_path}")
+        if r.uncompared:
+            out.print(f"[yellow]{r.uncompared} records of an unknown shape were kept without comparing[/]")
+        for u in r.unreadable:
+            out.print(f"[red]not written[/] (not a JSON object) {u}", highlight=False)
+
+    @app.command("report")
+    @friendly_errors
+    def report_cmd(
+        dataset: Path = typer.Argument(..., help="JSONL dataset (any format export or our workflows write)."),
+        output: Optional[Path] = typer.Option(None, "--output", "-o", help="HTML file (default: DATASET.report.html)."),
+        clusters: Optional[Path] = typer.Option(None, "--clusters", help="Clusters JSON from `dialogforge dedup`."),
+        title: Optional[str] = typer.Option(None, "--title", help="Report title."),
+    ) -> None:
+        """Write a self-contained HTML report with plots, and print a short summary."""
+        from ..formats import report
+        from ..formats.report import summary_rows
+        path, st = report(dataset, output, clusters=clusters, title=title)
+        t = Table(title=f"{dataset}", title_justify="left", show_header=False)
+        t.add_column(style="dim")
+        t.add_column()
+        for k, v in summary_rows(st):
+            t.add_row(k, v)
+        out.print(t)
+        out.print(f"report: {path}")
