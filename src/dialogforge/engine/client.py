@@ -121,7 +121,6 @@ class LLM:
             await self._global.acquire()
             await self.limiter.acquire()
             slot = await self.keys.acquire(est)
-            self.store.flush()  # every response received so far is durable before another request leaves
             t0 = time.perf_counter()
             try:
                 if self._pass_payload:

@@ -196,9 +196,10 @@ class RunStore:
     def flush(self) -> None:
         """Group commit: queued calls, then finished items and file sizes, in one transaction.
 
-        The client flushes before it sends any request, so a response is durable before the
-        process does anything that depends on it over the network; the runner flushes items on
-        the next loop turn (their lines are cut off on restart until then)."""
+        It runs on the event-loop turn after the first queued entry, so a response is durable
+        within a turn of its arrival while a busy loop still batches hundreds of rows per
+        commit. Items' lines are written before their commit; a crash in between leaves an
+        uncommitted tail that the next run cuts off, and the item runs again from the cache."""
         self._flush_scheduled = False
         if not self._pending and not self._pending_calls:
             return
