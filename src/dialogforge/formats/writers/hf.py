@@ -106,18 +106,20 @@ def write_hf(rows: Iterable[dict[str, Any]], out: str | os.PathLike, *, layout: 
     """Stream `rows` into a save_to_disk folder (or one Parquet file) at `out`.
     Returns whether the Json feature was available (False: nested columns are text)."""
     ds = _datasets()
+    from datasets.arrow_writer import ArrowWriter
     features, has_json = features_for(layout, task, with_metadata=with_metadata)
     encode = _encoder(layout, list(features), has_json)
     out = Path(out)
-    tmp = Path(tempfile.mkdtemp(prefix="dialogforge-hf-", dir=out.parent if out.parent.exists() else None))
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = Path(tempfile.mkdtemp(prefix=".dialogforge-hf-", dir=out.parent))
     try:
-        def gen(shards: list[int]):  # `shards` only keeps datasets from pickling the iterator
+        arrow = tmp / "data.arrow"
+        with ArrowWriter(features=features, path=str(arrow)) as w:  # streams record batches to disk
             for row in rows:
-                yield encode(row)
-        data = ds.Dataset.from_generator(gen, features=features, cache_dir=str(tmp), gen_kwargs={"shards": [0]},
-                                         keep_in_memory=False)
+                w.write(encode(row))
+            w.finalize()
+        data = ds.Dataset.from_file(str(arrow))  # memory-mapped, not loaded
         if parquet:
-            out.parent.mkdir(parents=True, exist_ok=True)
             data.to_parquet(str(out))
         else:
             if out.exists():
