@@ -94,7 +94,10 @@ def dedup(input: str | os.PathLike, output: str | os.PathLike, *, exact: bool = 
     lsh = None
     if near:
         from datasketch import MinHash, MinHashLSH
-        lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        try:
+            lsh = MinHashLSH(threshold=threshold, num_perm=num_perm)
+        except ValueError:  # thresholds near 1 want a single band; four keep recall high, candidates are verified
+            lsh = MinHashLSH(num_perm=num_perm, params=(4, num_perm // 4))
     report = DedupReport(str(input), str(output))
     rep_of: list[int] = []  # row -> representative row (itself when unique)
     kind: dict[int, str] = {}  # row -> "exact" | "near" for duplicates
