@@ -16,16 +16,12 @@ from __future__ import annotations
 import re
 import unicodedata
 
-_DENSE_RANGES = (
-    (0x3040, 0x30FF),  # Hiragana, Katakana
-    (0x31F0, 0x31FF),  # Katakana phonetic extensions
-    (0x3400, 0x4DBF),  # CJK extension A
-    (0x4E00, 0x9FFF),  # CJK unified ideographs
-    (0xF900, 0xFAFF),  # CJK compatibility ideographs
-    (0xFF66, 0xFF9F),  # half-width Katakana
-    (0x20000, 0x2FA1F),  # CJK extensions B..F, compatibility supplement
-)
-_HANGUL_RANGES = ((0xAC00, 0xD7AF), (0x1100, 0x11FF), (0x3130, 0x318F))
+_D = "\u3040-\u30ff\u31f0-\u31ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff66-\uff9f\U00020000-\U0002fa1f"
+_DENSE_RE = re.compile(f"[{_D}]")  # Hiragana, Katakana, CJK ideographs (+ extensions), half-width Katakana
+_HANGUL_RE = re.compile("[\uac00-\ud7af\u1100-\u11ff\u3130-\u318f]")
+_LETTER_RE = re.compile(r"[^\W\d_]")
+_UNIT_RE = re.compile(f"[{_D}]|[^\\W_{_D}]+(?:['’-][^\\W_{_D}]+)*")
+_NONWORD_RE = re.compile(r"[\W_]+")
 
 _SENTENCE_END = re.compile(r"(?<=[.!?。！？…])\s+|(?<=[。！？])|\n+")
 _PARAGRAPH_SPLIT = re.compile(r"\n\s*\n")
@@ -33,40 +29,16 @@ _PARAGRAPH_SPLIT = re.compile(r"\n\s*\n")
 
 def is_dense(ch: str) -> bool:
     """True for characters of scripts written without spaces between words."""
-    cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _DENSE_RANGES)
+    return _DENSE_RE.match(ch) is not None
 
 
 def is_hangul(ch: str) -> bool:
-    cp = ord(ch)
-    return any(lo <= cp <= hi for lo, hi in _HANGUL_RANGES)
-
-
-def _is_wordchar(ch: str) -> bool:
-    cat = unicodedata.category(ch)
-    return cat[0] in ("L", "N") or cat == "Mn" or cat == "Mc"
+    return _HANGUL_RE.match(ch) is not None
 
 
 def units(text: str) -> list[str]:
-    """Lower-cased word units: whitespace tokens, except that every dense character is its own unit."""
-    out: list[str] = []
-    buf: list[str] = []
-
-    def flush() -> None:
-        if buf:
-            out.append("".join(buf))
-            buf.clear()
-
-    for ch in unicodedata.normalize("NFKC", text).lower():
-        if is_dense(ch):
-            flush()
-            out.append(ch)
-        elif _is_wordchar(ch) or ch in "'’-" and buf:
-            buf.append(ch)
-        else:
-            flush()
-    flush()
-    return [u.strip("'’-") for u in out if u.strip("'’-")]
+    """Lower-cased word units: letter/digit runs, except that every dense character is its own unit."""
+    return _UNIT_RE.findall(unicodedata.normalize("NFKC", text or "").lower())
 
 
 def word_count(text: str) -> int:
@@ -89,28 +61,20 @@ def sentences(text: str) -> list[str]:
 
 def dominant_script(texts: list[str]) -> str:
     """'dense' (Chinese/Japanese), 'hangul' or 'spaced' (Latin and the rest) by letter share."""
-    dense = hangul = other = 0
-    for t in texts:
-        for ch in t:
-            if is_dense(ch):
-                dense += 1
-            elif is_hangul(ch):
-                hangul += 1
-            elif ch.isalpha():
-                other += 1
-    total = dense + hangul + other
+    joined = "\n".join(texts)
+    total = len(_LETTER_RE.findall(joined))
     if total == 0:
         return "spaced"
-    if dense / total >= 0.3:
+    if len(_DENSE_RE.findall(joined)) / total >= 0.3:
         return "dense"
-    if hangul / total >= 0.3:
+    if len(_HANGUL_RE.findall(joined)) / total >= 0.3:
         return "hangul"
     return "spaced"
 
 
 def squash(text: str) -> str:
     """Lower-cased letters and digits only (no whitespace, no punctuation), NFKC-normalised."""
-    return "".join(ch for ch in unicodedata.normalize("NFKC", text or "").lower() if _is_wordchar(ch))
+    return _NONWORD_RE.sub("", unicodedata.normalize("NFKC", text or "").lower())
 
 
 def char_ngrams(text: str, n: int = 3) -> set[str]:
