@@ -40,6 +40,7 @@ def register(app: typer.Typer) -> None:
         concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Rollouts in flight at once."),
         step_limit: Optional[int] = typer.Option(None, "--step-limit", help="Override agent.limits.step_limit."),
         action_mode: Optional[str] = typer.Option(None, "--action-mode", help="shell_block or tool_calls."),
+        max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Override agent.max_tokens (per reply)."),
         instance: Optional[list[str]] = typer.Option(None, "--instance", help="Run only these instance ids."),
         base_url: Optional[str] = BaseUrlOpt,
         model: Optional[str] = ModelOpt,
@@ -65,6 +66,8 @@ def register(app: typer.Typer) -> None:
             if action_mode not in ("shell_block", "tool_calls"):
                 raise ConfigError(f"--action-mode must be shell_block or tool_calls, got {action_mode!r}")
             updates["action_mode"] = action_mode
+        if max_tokens is not None:
+            updates["max_tokens"] = max_tokens
         if updates:
             cfg = AgentConfig.model_validate({**cfg.model_dump(), **{k: (v.model_dump() if hasattr(v, "model_dump") else v)
                                                                      for k, v in updates.items()}})

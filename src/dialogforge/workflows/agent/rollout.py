@@ -249,6 +249,8 @@ class Rollout:
             res.status, res.error = "env_error", f"evaluation: {e}"
             ev = EvalResult(success=False, status="env_error", details={"error": str(e)})
         res.timings["eval_s"] = round(time.monotonic() - t, 4)
-        res.reward, res.reward_rule = compute_reward(ev, self.cfg.reward, submitted=res.status == "submitted")
-        res.success = None if ev.status != "ok" else ev.success
+        submitted = res.status == "submitted"
+        res.reward, res.reward_rule = compute_reward(ev, self.cfg.reward, submitted=submitted)
+        # success: the task's own check passed on work the agent handed in (the raw check stays in `evaluation`)
+        res.success = None if ev.status != "ok" else ev.success and (submitted or not self.cfg.reward.require_submit)
         res.evaluation = ev.to_dict()
