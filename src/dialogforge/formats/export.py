@@ -93,6 +93,8 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
     paths = expand_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
     if not paths:
         raise InputError("no input files")
+    if Path(output).resolve() in {p.resolve() for p in paths}:
+        raise InputError(f"output {output} is also an input")
     target = layout if fmt in ("hf", "parquet") else fmt
     if target not in WRITERS:
         raise InputError(f"unknown layout {layout!r} (choose from {', '.join(WRITERS)})")

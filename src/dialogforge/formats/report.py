@@ -38,8 +38,7 @@ def _fig(title: str, xlabel: str, ylabel: str, size: tuple[float, float] = (6.4,
 
 def _bars(counter: dict, title: str, xlabel: str, ylabel: str = "conversations", horizontal: bool = False,
           color: str = "#4C78A8") -> str:
-    fig, ax = _fig(title, xlabel if not horizontal else ylabel, ylabel if not horizontal else xlabel,
-                   (6.4, max(2.4, 0.32 * len(counter) + 1)) if horizontal else (6.4, 3.6))
+    fig, ax = _fig(title, xlabel, ylabel, (6.4, max(2.4, 0.32 * len(counter) + 1)) if horizontal else (6.4, 3.6))
     labels, values = [str(k) for k in counter], list(counter.values())
     if horizontal:
         ax.barh(labels[::-1], values[::-1], color=color)
@@ -72,8 +71,9 @@ def _lengths(st: DatasetStats) -> str:
         ax.plot(turns, med, marker="o", color=COLORS[role], label=f"{role} (median)")
         ax.fill_between(turns, [x[0] for x in q], [x[2] for x in q], color=COLORS[role], alpha=0.18,
                         label=f"{role} (25-75%)")
-    ax.set_xticks(range(0, MAX_TURN + 1))
-    ax.set_xticklabels([str(i) if i < MAX_TURN else f"{MAX_TURN}+" for i in range(MAX_TURN + 1)])
+    last = max(t for (_, t) in st.lengths)
+    ax.set_xticks(range(0, last + 1))
+    ax.set_xticklabels([str(i) if i < MAX_TURN else f"{MAX_TURN}+" for i in range(last + 1)])
     ax.legend(fontsize=8)
     return _png(fig)
 
@@ -95,7 +95,7 @@ def plots(st: DatasetStats) -> list[dict[str, str]]:
         f"{st.rewards.n} with a reward" if st.rewards.n else "no rewards in this dataset")
     reasons = dict(st.reasons.most_common(15))
     add("Filter and check reasons",
-        _bars(reasons, "Why conversations were filtered", "conversations", "reason", horizontal=True,
+        _bars(reasons, "Why conversations were filtered", "conversations", "check or reason", horizontal=True,
               color="#E45756") if reasons else None,
         ", ".join(f"{k}: {v}" for k, v in st.passed.items()) or ("" if reasons else "no check results"))
     dup = st.duplicates
