@@ -144,3 +144,59 @@ async def test_step_limit_and_format_errors(tmp_path):
         [traj] = read_jsonl(tmp_path / "out2" / "round_1" / "trajectories.jsonl")
         assert traj["status"] == "step_limit" and traj["steps"] == 3 and len(srv.requests) == 3
         assert traj["reward_rule"]["rule"] == "not_submitted" and traj["diff"] == "" and traj["success"] is False
+
+
+async def test_tool_mode_samples_export_as_function_call_and_observation(tmp_path):
+    export_mod = pytest.importorskip("dialogforge.formats.export")
+    from dialogforge.formats.select import Selection
+    tasks = [t for t in load_tasks(EXAMPLES / "tasks.jsonl") if t.id != "primes-speed"]
+    cfg = agent_cfg(action_mode="tool_calls", repeats=2, concurrency=2, context={})
+    async with FakeServer(responder=tool_responder) as srv:
+        engine = make_engine(srv, tmp_path)
+        async with engine:
+            await run_agent(engine, cfg, tasks, tmp_path / "out", progress=False)
+    samples = tmp_path / "out" / "round_1" / "samples.jsonl"
+    assert len(read_jsonl(samples)) == 2 * 2 * 5
+    rep = export_mod.export([str(samples)], tmp_path / "sg.jsonl", "sharegpt", selection=Selection(only_success=True))
+    assert rep.written == 20 and sum(rep.rejected.values()) == 0
+    rows = read_jsonl(tmp_path / "sg.jsonl")
+    last = max(rows, key=lambda r: len(r["conversations"]))
+    tags = [t["from"] for t in last["conversations"]]
+    assert tags[0] == "human" and "function_call" in tags and "observation" in tags and tags[-1] == "function_call"
+    assert "bash" in last["tools"]
+    rep = export_mod.export([str(samples)], tmp_path / "oa.jsonl", "openai", selection=Selection(min_reward=1.0))
+    assert rep.written == 20 and sum(rep.rejected.values()) == 0
+    oa = read_jsonl(tmp_path / "oa.jsonl")
+    assert any(m.get("tool_calls") for r in oa for m in r["messages"]) and all(r.get("tools") for r in oa)
+    # Alpaca has no place for tool calls: tool-mode samples are refused by name, never written half-empty
+    rep = export_mod.export([str(samples)], tmp_path / "al.jsonl", "alpaca", selection=Selection(per_turn=True))
+    assert rep.written == 0 and set(rep.rejected) == {"alpaca_tools"}
+
+
+async def test_token_cost_and_wall_time_limits(tmp_path):
+    tasks = [t for t in load_tasks(EXAMPLES / "tasks.jsonl") if t.id == "median-fix"]
+
+    def looper(body):
+        return "Again.\n```bash\nsleep 0.3; ls\n```"
+    cases = [({"token_limit": 900}, "token_limit", {}),
+             ({"cost_limit": 0.001}, "cost_limit", {"price": {"input_per_1m": 1.0, "output_per_1m": 2.0}}),
+             ({"wall_time_s": 1.0}, "time_limit", {})]
+    for i, (limits, status, extra) in enumerate(cases):
+        async with FakeServer(responder=looper) as srv:
+            engine = make_engine(srv, tmp_path)
+            async with engine:
+                await run_agent(engine, agent_cfg(limits={"step_limit": 50, **limits}, **extra), tasks,
+                                tmp_path / f"out{i}", progress=False)
+            [traj] = read_jsonl(tmp_path / f"out{i}" / "round_1" / "trajectories.jsonl")
+            assert traj["status"] == status, (status, traj["status"])
+            assert 1 <= traj["steps"] < 50 and traj["reward"] == 0.0
+            spent = traj["usage"]["prompt_tokens"] + traj["usage"]["completion_tokens"]
+            if status == "token_limit":  # stops at the first call that reaches the limit
+                before_last = spent - sum(c["prompt_tokens"] + c["completion_tokens"] for c in traj["calls"][-1:])
+                assert spent >= 900 > before_last
+            if status == "cost_limit":
+                assert traj["cost"] >= 0.001
+                assert traj["cost"] == pytest.approx(sum(c["prompt_tokens"] * 1e-6 + c["completion_tokens"] * 2e-6
+                                                         for c in traj["calls"]), abs=1e-6)
+            if status == "time_limit":
+                assert traj["timings"]["agent_s"] < 3.0
