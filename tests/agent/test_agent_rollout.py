@@ -200,3 +200,20 @@ async def test_token_cost_and_wall_time_limits(tmp_path):
                                                          for c in traj["calls"]), abs=1e-6)
             if status == "time_limit":
                 assert traj["timings"]["agent_s"] < 3.0
+
+
+async def test_model_error_fails_the_item_and_retry_failed_reruns_it(tmp_path):
+    tasks = [t for t in load_tasks(EXAMPLES / "tasks.jsonl") if t.id == "median-fix"]
+    async with FakeServer(responder=shell_responder) as srv:
+        srv.inject(status=400, count=1, message="context length exceeded")
+        engine = make_engine(srv, tmp_path)
+        async with engine:
+            res = await run_agent(engine, agent_cfg(), tasks, tmp_path / "out", progress=False)
+            assert res.rounds[1].failed == 1 and res.rounds[1].done == 0
+            fails = read_jsonl(res.rounds[1].failures_path)
+            assert fails[0]["id"] == "median-fix@r1#0" and "context length exceeded" in fails[0]["error"]
+            assert not (tmp_path / "out" / "round_1" / "trajectories.jsonl").read_text()
+            again = await run_agent(engine, agent_cfg(), tasks, tmp_path / "out", retry_failed=True, progress=False)
+            assert again.rounds[1].done == 1
+        [traj] = read_jsonl(tmp_path / "out" / "round_1" / "trajectories.jsonl")
+        assert traj["status"] == "submitted" and traj["reward"] == 1.0
