@@ -189,3 +189,21 @@ async def test_observation_summary_beyond_threshold_and_cut_below():
     assert info.get("summarized") and "summary for observation_summary" in text
     assert replies[0][0] == "observation_summary"
     assert [e.kind for e in cm.events] == ["observation_cut", "observation_summary"]
+
+
+def test_hf_tokenizer_counts_exactly(tmp_path):
+    pytest.importorskip("tokenizers")
+    from tokenizers import Tokenizer, models, pre_tokenizers, trainers
+    tok = Tokenizer(models.BPE())
+    tok.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    corpus = ["def unique_in_order(items):\n    seen = set()\n    return out\n"] * 50 + ["exit code: 0\nRan 5 tests OK"] * 50
+    tok.train_from_iterator(corpus, trainers.BpeTrainer(vocab_size=400, initial_alphabet=pre_tokenizers.ByteLevel.alphabet()))
+    path = tmp_path / "tokenizer.json"
+    tok.save(str(path))
+    cfg = parse_agent_config({"context": {"tokenizer": {"kind": "hf", "path": "tokenizer.json"}}, "base_dir": str(tmp_path)})
+    counter = TokenCounter(cfg.context.tokenizer, cfg.base_dir)
+    text = "def unique_in_order(items):\n    seen = set()\nexit code: 0"
+    assert counter.count(text) == len(tok.encode(text, add_special_tokens=False).ids)
+    assert 0 < counter.count(text) < len(text.encode())  # merges learned: fewer tokens than bytes
+    with pytest.raises(ConfigError, match="tokenizer.path: required"):
+        TokenCounter(parse_agent_config({"context": {"tokenizer": {"kind": "hf"}}}).context.tokenizer)
