@@ -102,7 +102,10 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
                 j, err = await judge_dialogue(ctx, prompts, judge_agent, d["messages"], persona=item.get("persona"))
             checks["judge"] = judge_check(j, err, ms)
             rec = _record(ctx.item_id, d, checks, j)
-            return {"output": [rec], "filtered": [rec] if rec["passed"] and filt is not None else []}
+            out_recs = {"output": [rec]}
+            if filt is not None:
+                out_recs["filtered"] = [rec] if rec["passed"] else []
+            return out_recs
 
         outputs: dict[str, Path] = {"output": out}
         if filt is not None:
