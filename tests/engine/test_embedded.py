@@ -13,7 +13,7 @@ import time
 import pytest
 from pydantic import BaseModel, Field
 
-from dialogforge.engine.backends import embedded
+from dialogforge.engine.backends import embedded, embedded_request
 from dialogforge.engine.backends.embedded import EmbeddedBackend, default_model_path
 from dialogforge.engine.errors import APITimeoutError, BadRequestError, ConfigError
 
@@ -75,7 +75,7 @@ def test_schema_is_prepared_for_llguidance():
         "pet": {"oneOf": [{"$ref": "#/$defs/Cat"}, {"type": "null"}]}},
         "$defs": {"Cat": {"type": "object", "properties": {"name": {"type": "string"}}}},
         "required": ["url"]}
-    out = embedded._for_llguidance(schema)
+    out = embedded_request.for_llguidance(schema)
     assert out["additionalProperties"] is False
     assert out["$defs"]["Cat"]["additionalProperties"] is False
     assert "format" not in out["properties"]["url"]  # llguidance would drop the whole grammar
@@ -87,14 +87,14 @@ def test_schema_is_prepared_for_llguidance():
 
 def test_constrained_check_catches_free_text():
     schema = {"type": "object", "properties": {"score": {"type": "number"}}, "required": ["score"]}
-    assert embedded._looks_constrained(schema, '{"score": 3}')
-    assert not embedded._looks_constrained(schema, "Sure! Here is the score: 3")
-    assert not embedded._looks_constrained(schema, '{"rating": 3}')
-    assert not embedded._looks_constrained(schema, "[3]")
+    assert embedded_request.looks_constrained(schema, '{"score": 3}')
+    assert not embedded_request.looks_constrained(schema, "Sure! Here is the score: 3")
+    assert not embedded_request.looks_constrained(schema, '{"rating": 3}')
+    assert not embedded_request.looks_constrained(schema, "[3]")
     either = {"anyOf": [schema, {"type": "object", "properties": {"response": {"type": "string"}},
                                  "required": ["response"]}]}
-    assert embedded._looks_constrained(either, '{"response": "hi"}')
-    assert not embedded._looks_constrained(either, '{"other": 1}')
+    assert embedded_request.looks_constrained(either, '{"response": "hi"}')
+    assert not embedded_request.looks_constrained(either, '{"other": 1}')
 
 
 # --- with the model ------------------------------------------------------------------------------
