@@ -205,5 +205,7 @@ def test_hf_tokenizer_counts_exactly(tmp_path):
     text = "def unique_in_order(items):\n    seen = set()\nexit code: 0"
     assert counter.count(text) == len(tok.encode(text, add_special_tokens=False).ids)
     assert 0 < counter.count(text) < len(text.encode())  # merges learned: fewer tokens than bytes
+    with pytest.raises(ConfigError, match="is not a file"):
+        TokenCounter(parse_agent_config({"context": {"tokenizer": {"kind": "hf", "path": "nope.json"}}}).context.tokenizer)
     with pytest.raises(ConfigError, match="tokenizer.path: required"):
         TokenCounter(parse_agent_config({"context": {"tokenizer": {"kind": "hf"}}}).context.tokenizer)

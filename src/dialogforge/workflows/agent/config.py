@@ -49,10 +49,9 @@ class Price(_Strict):
 
 class TokenizerConfig(_Strict):
     # "bytes": UTF-8 byte count, an upper bound for byte-level BPE vocabularies (never undercounts);
-    # "hf": a tokenizer.json read with the `tokenizers` package; "tiktoken": a tiktoken encoding.
-    kind: Literal["bytes", "hf", "tiktoken"] = "bytes"
+    # "hf": the model's tokenizer.json read with the `tokenizers` package (exact).
+    kind: Literal["bytes", "hf"] = "bytes"
     path: str | None = None
-    encoding: str | None = None
 
 
 class ContextConfig(_Strict):

@@ -6,7 +6,6 @@ where `measured` is the server's own `prompt_tokens + completion_tokens` of the 
 (the exact size of everything up to and including that reply) and only the messages appended
 since (observations, format errors) are counted locally, with the configured tokenizer:
   - "hf": a tokenizer.json through the `tokenizers` package (exact for that model),
-  - "tiktoken": a tiktoken encoding,
   - "bytes" (default): the UTF-8 byte count, an upper bound for byte-level BPE vocabularies
     (GPT-2/Llama-3/Qwen/SmolLM style: every token covers at least one byte), so the budget is
     never exceeded by undercounting. Each message adds `MESSAGE_OVERHEAD` tokens for its chat
@@ -35,18 +34,17 @@ class TokenCounter:
             try:
                 from tokenizers import Tokenizer  # type: ignore
             except ImportError:
-                raise ConfigError("agent.context.tokenizer: kind 'hf' needs the `tokenizers` package") from None
+                raise ConfigError("agent.context.tokenizer: kind 'hf' needs the `tokenizers` package "
+                                  "(pip install 'dialogforge[agent]')") from None
             from pathlib import Path
             p = Path(cfg.path) if Path(cfg.path).is_absolute() else Path(base_dir) / cfg.path
-            tok = Tokenizer.from_file(str(p))
-            self._encode = lambda s: tok.encode(s, add_special_tokens=False).ids
-        elif cfg.kind == "tiktoken":
+            if not p.is_file():
+                raise ConfigError(f"agent.context.tokenizer.path: {p} is not a file")
             try:
-                import tiktoken  # type: ignore
-            except ImportError:
-                raise ConfigError("agent.context.tokenizer: kind 'tiktoken' needs the `tiktoken` package") from None
-            enc = tiktoken.get_encoding(cfg.encoding or "cl100k_base")
-            self._encode = lambda s: enc.encode(s, disallowed_special=())
+                tok = Tokenizer.from_file(str(p))
+            except Exception as e:  # the library raises its own exception type
+                raise ConfigError(f"agent.context.tokenizer.path: {p} is not a tokenizer.json: {e}") from None
+            self._encode = lambda s: tok.encode(s, add_special_tokens=False).ids
 
     def count(self, text: str | None) -> int:
         if not text:
