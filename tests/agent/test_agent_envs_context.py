@@ -209,3 +209,19 @@ def test_hf_tokenizer_counts_exactly(tmp_path):
         TokenCounter(parse_agent_config({"context": {"tokenizer": {"kind": "hf", "path": "nope.json"}}}).context.tokenizer)
     with pytest.raises(ConfigError, match="tokenizer.path: required"):
         TokenCounter(parse_agent_config({"context": {"tokenizer": {"kind": "hf"}}}).context.tokenizer)
+
+
+async def test_dir_diff_matches_the_sandbox_git_diff(tmp_path):
+    from dialogforge.workflows.agent.envs.local import dir_diff
+    task = median_task()
+    env = LocalEnvironment(EnvironmentConfig(), task)
+    await env.reset()
+    try:
+        await env.execute("sed -i 's/ordered\\[mid\\]$/ordered[mid]  # middle/' stats.py && printf 'n\\n' > notes.txt "
+                          "&& rm evaluate.py && mkdir -p __pycache__ && touch __pycache__/x.pyc")
+        in_sandbox = await env.diff()
+        from_host = await dir_diff(Path(task.workspace), env.workdir)
+    finally:
+        await env.close()
+    assert from_host == in_sandbox
+    assert "+++ b/notes.txt" in from_host and "--- a/evaluate.py" in from_host and "pyc" not in from_host

@@ -1,16 +1,18 @@
 """Docker sandbox: one container per rollout, the workspace copied in, commands via `docker exec`.
 
-Needs the `docker` CLI and a running daemon; the image needs bash and git (for the diff)
-and coreutils' `timeout`. The image comes from the task (`image`) or the config (`environment.image`).
+Needs the `docker` CLI and a running daemon; the image needs bash and coreutils' `timeout`
+(the diff is computed on the host from a copy of the container's workspace, so git is not needed inside). The image comes from the task (`image`) or the config (`environment.image`).
 """
 from __future__ import annotations
 
 import shlex
 import shutil
+import tempfile
 import uuid
+from pathlib import Path
 
 from .base import Environment, EnvError, EvalResult, ExecResult, parse_eval_output
-from .local import run_capped
+from .local import dir_diff, run_capped
 
 WORKDIR = "/workspace"
 BASELINE = "/df-baseline"
@@ -56,9 +58,6 @@ class DockerEnvironment(Environment):
         if self.task.workspace:
             await self._docker("cp", f"{self.task.workspace}/.", f"{name}:{WORKDIR}")
             await self._docker("cp", f"{self.task.workspace}/.", f"{name}:{BASELINE}")
-        init = ("git init -q && printf '__pycache__/\\n*.pyc\\n' > .git/info/exclude && git add -A && "
-                "git -c user.name=dialogforge -c user.email=agent@localhost commit -q --allow-empty -m initial")
-        await self._exec(init, timeout=120, check=True)
         if self.task.setup_command:
             res = await self._exec(self.task.setup_command, timeout=self.config.eval_timeout)
             if res.returncode != 0:
@@ -83,8 +82,12 @@ class DockerEnvironment(Environment):
         return await self._exec(command, timeout=timeout or self.config.timeout)
 
     async def diff(self) -> str:
-        res = await self._exec("git add -A && git -c core.quotepath=off diff --cached --binary HEAD", timeout=120, check=True)
-        return res.output
+        tmp = Path(tempfile.mkdtemp(prefix="df-docker-"))
+        try:
+            await self._docker("cp", f"{self.container}:{WORKDIR}/.", str(tmp / "work"))
+            return await dir_diff(Path(self.task.workspace) if self.task.workspace else None, tmp / "work")
+        finally:
+            shutil.rmtree(tmp, ignore_errors=True)
 
     async def evaluate(self) -> EvalResult:
         if not self.task.eval_command:

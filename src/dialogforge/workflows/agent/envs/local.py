@@ -75,6 +75,41 @@ async def run_capped(argv: list[str], *, cwd: str | None, env: dict[str, str], t
                       duration=time.monotonic() - t0, timed_out=timed_out, truncated=dropped > 0)
 
 
+def _normalise_header(line: str) -> str:
+    if not line.startswith("diff --git "):
+        return line
+    rest = line[len("diff --git "):].rstrip("\n")
+    n = len(rest)
+    if n % 2 == 1 and rest[n // 2] == " ":
+        left, right = rest[: n // 2], rest[n // 2 + 1:]
+        if left[2:] == right[2:] and left[:2] in ("a/", "b/") and right[:2] in ("a/", "b/"):
+            return f"diff --git a/{left[2:]} b/{left[2:]}\n"
+    return line
+
+
+async def dir_diff(base: Path | None, work: Path) -> str:
+    """Unified diff (git format, paths relative to the folders) turning `base` into `work`; needs only host git."""
+    tmp = Path(tempfile.mkdtemp(prefix="df-diff-"))
+    try:
+        a, b = tmp / "a", tmp / "b"
+        if base is not None and base.is_dir():
+            shutil.copytree(base, a, ignore=_IGNORE, symlinks=True)
+        else:
+            a.mkdir()
+        shutil.copytree(work, b, ignore=_IGNORE, symlinks=True)
+        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "GIT_CONFIG_NOSYSTEM": "1"}
+        res = await run_capped(["git", "-c", "core.quotepath=off", "diff", "--no-index", "--binary",
+                                "--src-prefix=", "--dst-prefix=", "a", "b"], cwd=str(tmp), env=env,
+                               timeout=120, cap=50_000_000)
+        if res.returncode not in (0, 1):  # 1 = differences found
+            raise EnvError(f"git diff --no-index failed: {res.output[-500:]}")
+        # with empty prefixes the paths read a/x and b/x, the usual git form, except the header of an
+        # added or deleted file, which names the one side twice: normalise it to "a/x b/x"
+        return "".join(_normalise_header(line) for line in res.output.splitlines(keepends=True))
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
 class LocalEnvironment(Environment):
     root: Path | None = None
 
