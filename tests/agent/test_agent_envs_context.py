@@ -225,3 +225,54 @@ async def test_dir_diff_matches_the_sandbox_git_diff(tmp_path):
         await env.close()
     assert from_host == in_sandbox
     assert "+++ b/notes.txt" in from_host and "--- a/evaluate.py" in from_host and "pyc" not in from_host
+
+
+async def test_remote_evaluation_service(tmp_path):
+    from aiohttp import web
+    from dialogforge.workflows.agent.envs.remote import RemoteEvalEnvironment
+    seen = []
+
+    async def evaluate(request):
+        body = await request.json()
+        seen.append(body)
+        if body["instance_id"] == "broken-service":
+            return web.Response(status=503, text="farm down")
+        ok = "return (ordered[mid - 1] + ordered[mid]) / 2" in body["diff"]
+        return web.json_response({"success": ok, "speedup": 1.0, "error": None if ok else "tests failed"})
+    app = web.Application()
+    app.router.add_post("/evaluate", evaluate)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    port = site._server.sockets[0].getsockname()[1]
+    try:
+        cfg = EnvironmentConfig(type="dialogforge.workflows.agent.envs.remote:RemoteEvalEnvironment",
+                                options={"url": f"http://127.0.0.1:{port}/evaluate"})
+        task = median_task()
+        env = make_environment(cfg, task)
+        assert isinstance(env, RemoteEvalEnvironment)
+        await env.reset()
+        try:
+            ev = await env.evaluate()
+            assert ev.success is False and ev.details["error"] == "tests failed"
+            await env.execute("sed -i 's/    return ordered\\[mid\\]/    if len(ordered) % 2 == 0:\\n"
+                              "        return (ordered[mid - 1] + ordered[mid]) \\/ 2\\n    return ordered[mid]/' stats.py")
+            ev = await env.evaluate()
+            assert ev.success is True and ev.metrics == {"speedup": 1.0}
+            assert seen[-1]["instance_id"] == "median-fix" and seen[-1]["metadata"]["kind"] == "bugfix"
+        finally:
+            await env.close()
+        broken = make_environment(cfg, Task(id="broken-service", problem_statement="p"))
+        await broken.reset()
+        with pytest.raises(EnvError, match="HTTP 503: farm down"):
+            await broken.evaluate()
+        await broken.close()
+        gone = make_environment(EnvironmentConfig(type=cfg.type, options={"url": "http://127.0.0.1:9/x"}),
+                                Task(id="t", problem_statement="p"))
+        await gone.reset()
+        with pytest.raises(EnvError, match="unreachable"):
+            await gone.evaluate()
+        await gone.close()
+    finally:
+        await runner.cleanup()
