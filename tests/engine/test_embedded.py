@@ -231,3 +231,11 @@ async def test_timeout_stops_generation(backend):
     out = await backend.complete(ask("hi", max_tokens=4, temperature=0))
     assert out["usage"]["completion_tokens"] >= 1
     assert time.perf_counter() - t0 < 5
+
+
+@needs_model
+async def test_several_choices_count_all_their_tokens(backend):
+    out = await backend.complete(ask("Say hello.", max_tokens=8, temperature=1.0, seed=3, n=2, ignore_eos=True))
+    assert [c["index"] for c in out["choices"]] == [0, 1]
+    assert all(c["message"]["content"] for c in out["choices"])
+    assert out["usage"]["completion_tokens"] == 16  # 8 per choice, as OpenAI counts them

@@ -181,7 +181,8 @@ class _Stream:
         self.created: int | None = None
         self.parts: dict[int, list[str]] = {}
         self.finish: dict[int, str] = {}
-        self.usage: dict | None = None
+        self.prompt_tokens = 0
+        self.completion_tokens = 0  # summed: with n > 1 each choice reports its own usage
         self.timings: dict | None = None
         self.error: dict | None = None
 
@@ -202,8 +203,10 @@ class _Stream:
                 self.parts[i].append(piece)
             if ch.get("finish_reason"):
                 self.finish[i] = ch["finish_reason"]
-        if chunk.get("usage"):
-            self.usage = chunk["usage"]
+        u = chunk.get("usage")
+        if isinstance(u, dict):
+            self.prompt_tokens = max(self.prompt_tokens, int(u.get("prompt_tokens") or 0))
+            self.completion_tokens += int(u.get("completion_tokens") or 0)
         if chunk.get("timings"):
             self.timings = chunk["timings"]
 
@@ -329,8 +332,7 @@ class EmbeddedBackend:
         for i in sorted(acc.parts):
             msg, finish = shape_message("".join(acc.parts[i]), acc.finish.get(i, "stop"), plan)
             choices.append({"index": i, "message": msg, "finish_reason": finish})
-        u = acc.usage or {}
-        pt, ct = int(u.get("prompt_tokens") or 0), int(u.get("completion_tokens") or 0)
+        pt, ct = acc.prompt_tokens, acc.completion_tokens
         out = {"id": acc.id or f"chatcmpl-{uuid.uuid4().hex}", "object": "chat.completion",
                "created": acc.created or int(time.time()), "model": self.model, "choices": choices,
                "usage": {"prompt_tokens": pt, "completion_tokens": ct, "total_tokens": pt + ct}}
