@@ -239,3 +239,46 @@ async def test_several_choices_count_all_their_tokens(backend):
     assert [c["index"] for c in out["choices"]] == [0, 1]
     assert all(c["message"]["content"] for c in out["choices"])
     assert out["usage"]["completion_tokens"] == 16  # 8 per choice, as OpenAI counts them
+
+
+@needs_model
+async def test_backends_share_one_model_until_the_last_closes(backend):
+    await backend.load()
+    other = EmbeddedBackend()
+    out = await other.complete(ask("hi", max_tokens=4, temperature=0))
+    assert out["usage"]["completion_tokens"] >= 1
+    assert other._engine is backend._engine  # loaded once per process
+    await other.aclose()
+    assert (await backend.complete(ask("hi", max_tokens=4, temperature=0)))["choices"]
+
+
+SIGINT_SCRIPT = r"""
+import asyncio, os, signal, sys
+from dialogforge.engine.backends.embedded import EmbeddedBackend
+
+async def main():
+    b = EmbeddedBackend()
+    await b.complete({"messages": [{"role": "user", "content": "hi"}], "max_tokens": 2})
+    os.kill(os.getpid(), signal.SIGINT)
+    await asyncio.sleep(5)
+    print("no KeyboardInterrupt")
+
+try:
+    asyncio.run(main())
+except KeyboardInterrupt:
+    print("KeyboardInterrupt")
+"""
+
+
+@needs_model
+def test_ctrl_c_still_reaches_python_after_loading(tmp_path):
+    # Some xllamacpp versions install llama.cpp's SIGINT handler when loading; the backend puts Python's back.
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+    src = str(Path(__file__).resolve().parents[2] / "src")
+    env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    done = subprocess.run([sys.executable, "-c", SIGINT_SCRIPT], capture_output=True, text=True, env=env,
+                          timeout=60, cwd=tmp_path)
+    assert done.stdout.strip() == "KeyboardInterrupt", done.stdout + done.stderr

@@ -26,8 +26,9 @@ How it works:
   tools are described in a system message and the answer is constrained to
   ``{"tool_calls": [{"name", "arguments"}]}`` or ``{"response": ...}``, then returned as OpenAI tool calls.
   At most one call per turn unless ``parallel_tool_calls`` is true.
-- llama.cpp installs its own SIGINT/SIGTERM handlers while loading; Python's are put back afterwards
-  (possible only when the event loop runs in the main thread).
+- Some xllamacpp versions install llama.cpp's SIGINT/SIGTERM handlers while loading (Ctrl+C would then
+  stop the engine instead of raising KeyboardInterrupt; 2026.10.11549 leaves them alone): Python's are
+  put back after loading, which is possible only when the event loop runs in the main thread.
 """
 from __future__ import annotations
 
@@ -131,13 +132,15 @@ def _load(key: tuple) -> _Engine:
     return _Engine(key, server, n_parallel, n_ctx // n_parallel, time.perf_counter() - t0)
 
 
-def _acquire(key: tuple) -> _Engine:
+def _acquire(key: tuple) -> tuple[_Engine, bool]:
+    """The shared engine for ``key`` (loaded now if needed) and whether this call loaded it."""
     with _ENGINES_LOCK:
         eng = _ENGINES.get(key)
+        loaded = eng is None
         if eng is None:
             eng = _ENGINES[key] = _load(key)
         eng.refs += 1
-        return eng
+        return eng, loaded
 
 
 def _release(eng: _Engine) -> None:
@@ -160,7 +163,7 @@ def _python_signal_handlers() -> dict:
 
 
 def _reinstall_signal_handlers(handlers: dict) -> None:
-    """llama.cpp's server replaces SIGINT/SIGTERM handlers when it loads; put Python's back."""
+    """Some xllamacpp versions replace SIGINT/SIGTERM handlers when the server loads; put Python's back."""
     if threading.current_thread() is not threading.main_thread():
         log.warning("embedded model loaded outside the main thread: Ctrl+C now stops llama.cpp, not Python")
         return
@@ -277,8 +280,9 @@ class EmbeddedBackend:
         if self._closed:
             raise APIStatusError("HTTP 500: embedded backend is closed", status=500)
         handlers = _python_signal_handlers()
-        eng = await asyncio.to_thread(_acquire, self._key)
-        _reinstall_signal_handlers(handlers)
+        eng, loaded = await asyncio.to_thread(_acquire, self._key)
+        if loaded:
+            _reinstall_signal_handlers(handlers)
         if self._engine is None and not self._closed:
             self._engine = eng
         else:  # another task loaded it first, or we were closed meanwhile: drop the extra reference
