@@ -115,7 +115,7 @@ def _schema_from_response_format(rf: Any) -> dict | None:
             # The trap behind "the model returned an empty object": a schema in the wrong place is no
             # schema at all to llama.cpp, which then accepts any JSON. Say so instead.
             raise bad_request("response_format.json_schema.schema must be a JSON schema object: "
-                       "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}")
+                              "{'type': 'json_schema', 'json_schema': {'name': ..., 'schema': {...}}}")
         return schema
     raise bad_request(f"response_format.type must be 'text', 'json_object' or 'json_schema', not {kind!r}")
 
