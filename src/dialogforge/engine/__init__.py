@@ -91,7 +91,7 @@ class Engine:
         """Check each remote endpoint once before a run: reachable, key accepted, model served.
 
         Raises one clear error instead of letting a thousand items fail."""
-        from .preflight import check_endpoint
+        from .preflight import check_embedded, check_endpoint
         seen = set()
         for role in roles:
             name = self.endpoint_name(role)
@@ -101,6 +101,8 @@ class Engine:
             cfg = self.endpoint_config(role)
             if cfg.backend == "openai":
                 await check_endpoint(name, cfg, self.llm(role))
+            else:
+                check_embedded()
 
     # --- runs ---------------------------------------------------------------------------------
     async def run(self, *, name: str, items: Iterable[tuple[str, dict]], process: ProcessFn,
@@ -139,4 +141,4 @@ def _make_backend(cfg: EndpointConfig):
         from .backends.embedded import EmbeddedBackend
         return EmbeddedBackend()
     assert cfg.base_url
-    return RemoteBackend(cfg.base_url, connections=cfg.concurrency, headers=cfg.headers)
+    return RemoteBackend(cfg.base_url, connections=cfg.concurrency or 0, headers=cfg.headers)

@@ -61,7 +61,7 @@ class LLM:
         self.store = store
         self.stats = stats
         self._global = global_limit
-        self.limiter = AdaptiveLimiter(cfg.concurrency)
+        self.limiter = AdaptiveLimiter(cfg.concurrency or global_limit.maximum)
         self.keys = KeyPool(cfg.resolve_keys(), rpm=cfg.rpm, tpm=cfg.tpm)
         self._price = cfg.price
         self.structured_mode = cfg.structured_output

