@@ -51,3 +51,15 @@ def test_key_names_expand_to_env_vars(monkeypatch):
     ep = EndpointConfig(base_url="http://x", model="m", key_names=["ALICE", "BOB"],
                         key_env_template="{name}_GEMINI_API_KEY")
     assert ep.resolve_keys() == ["k1"]  # BOB's key is absent: the present ones are used
+
+
+def test_generate_section_maps_fields_and_names_bad_ones(tmp_path):
+    from dialogforge.engine.errors import ConfigError
+    from dialogforge.workflows.generate import options_from_config
+    p = tmp_path / "c.yaml"
+    p.write_text("generate:\n  fields: {prompt: question, id: uid}\n  system: Be brief.\n")
+    opts = options_from_config(Engine(load_config(p)))
+    assert opts.fields == {"prompt": "question", "id": "uid"} and opts.system == "Be brief."
+    p.write_text("generate:\n  n: many\n")
+    with pytest.raises(ConfigError, match="generate.n"):
+        options_from_config(Engine(load_config(p)))

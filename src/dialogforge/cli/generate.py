@@ -6,7 +6,7 @@ from typing import Optional
 
 import typer
 
-from ..workflows.generate import GenerateOptions, generate
+from ..workflows.generate import generate, options_from_config
 from .common import (BaseUrlOpt, ConfigOpt, KeyEnvOpt, ModelOpt, StoreOpt, friendly_errors, make_engine,
                      parse_fields, print_result, run_async)
 
@@ -25,7 +25,7 @@ def register(app: typer.Typer) -> None:
         concurrency: int = typer.Option(64, "--concurrency", "-j", help="Items in flight at once."),
         max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
         temperature: Optional[float] = typer.Option(None, "--temperature"),
-        n: int = typer.Option(1, "--n", help="Samples per prompt."),
+        n: Optional[int] = typer.Option(None, "--n", help="Samples per prompt (default 1)."),
         field: Optional[list[str]] = typer.Option(None, "--field", help="Map fields: prompt=question, id=uid."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the items that failed before."),
         keep_input: bool = typer.Option(False, "--keep-input", help="Copy each input row into its output row."),
@@ -34,8 +34,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate one response (or --n) per prompt; resumable, every call logged."""
         engine = make_engine(config, base_url, model, api_key_env, store, roles=["generator"])
-        params = {k: v for k, v in {"max_tokens": max_tokens, "temperature": temperature}.items() if v is not None}
-        opts = GenerateOptions(system=system, n=n, params=params, fields=parse_fields(field), keep_input=keep_input)
+        opts = options_from_config(engine)  # a `generate:` config section gives defaults; flags win
+        opts.params.update({k: v for k, v in {"max_tokens": max_tokens, "temperature": temperature}.items()
+                            if v is not None})
+        opts.fields.update(parse_fields(field))
+        opts.system = system if system is not None else opts.system
+        opts.n = n if n is not None else opts.n
+        opts.keep_input = keep_input
 
         async def main():
             try:

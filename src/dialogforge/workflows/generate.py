@@ -11,7 +11,30 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..engine import Engine, ItemContext, ItemFailed, RunResult, count_items, read_items
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from ..engine import ConfigError, Engine, ItemContext, ItemFailed, RunResult, count_items, read_items
+
+
+class GenerateSection(BaseModel):
+    """The optional `generate:` section of a config file."""
+
+    model_config = ConfigDict(extra="forbid")
+    system: str | None = None
+    n: int = 1
+    params: dict[str, Any] = {}
+    fields: dict[str, str] = {}  # our name -> the file's name: prompt, messages, id
+
+
+def options_from_config(engine: Engine) -> "GenerateOptions":
+    raw = engine.config.extra.get("generate") or {}
+    try:
+        sec = GenerateSection.model_validate(raw)
+    except ValidationError as e:
+        first = e.errors()[0]
+        loc = ".".join(str(p) for p in first["loc"])
+        raise ConfigError(f"invalid config {engine.config.source}: generate.{loc}: {first['msg']}") from None
+    return GenerateOptions(system=sec.system, n=sec.n, params=dict(sec.params), fields=dict(sec.fields))
 
 
 @dataclass
