@@ -62,6 +62,10 @@ class _Rejects:
             self._w = JsonlWriter(self.path)
         self._w.write(obj)
 
+    @property
+    def used(self) -> bool:
+        return self._w is not None
+
     def close(self) -> None:
         if self._w is not None:
             self._w.close()
@@ -108,6 +112,7 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
     validator = RowValidator(target, task, getattr(writer, "spec", None))
     report = ExportReport(str(output), fmt, task)
     rej = _Rejects(Path(rejects) if rejects else default_rejects_path(output))
+    rej.path.unlink(missing_ok=True)  # a rejects file from an earlier export would mislead
     rows = _rows(paths, writer, validator, selection or Selection(), report, rej, with_metadata)
     try:
         if fmt in ("hf", "parquet"):
@@ -121,7 +126,7 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
     finally:
         rej.close()
     report.notes.update(writer.notes)
-    if rej._w is not None:
+    if rej.used:
         report.rejects_path = str(rej.path)
     if fmt != "hf":  # LLaMA-Factory reads JSONL and Parquet files, not save_to_disk folders
         entry = writer.dataset_info(_relative(output, dataset_info))

@@ -92,20 +92,16 @@ def _split_system(msgs: list[Message], field: Any) -> tuple[str | None, list[Mes
 
 
 def _from_messages(rec: dict) -> Conversation:
-    system, msgs = _split_system(_messages(rec["messages"], "messages"), rec.get("system"))
-    conv = Conversation(messages=msgs, system=system, tools=normalise_tools(rec.get("tools")))
-    if "chosen" in rec or "rejected" in rec:
-        conv.chosen = _messages(rec.get("chosen"), "chosen")
-        conv.rejected = _messages(rec.get("rejected"), "rejected")
-    if "completion" in rec:
-        conv.messages = conv.messages + _messages(rec["completion"], "completion")
-    _label(conv, rec)
-    return conv
+    return _chat(rec, _messages(rec["messages"], "messages"))
 
 
 def _from_prompt(rec: dict) -> Conversation:
     prompt = rec["prompt"]
-    msgs = [Message(role="user", content=prompt)] if isinstance(prompt, str) else _messages(prompt, "prompt")
+    return _chat(rec, [Message(role="user", content=prompt)] if isinstance(prompt, str) else _messages(prompt, "prompt"))
+
+
+def _chat(rec: dict, msgs: list[Message]) -> Conversation:
+    """OpenAI/TRL-style records: the leading messages plus chosen/rejected or completion."""
     system, msgs = _split_system(msgs, rec.get("system"))
     conv = Conversation(messages=msgs, system=system, tools=normalise_tools(rec.get("tools")))
     if "chosen" in rec or "rejected" in rec:

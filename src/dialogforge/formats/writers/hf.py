@@ -9,9 +9,11 @@ TRL's preferred form. With an older `datasets` every such column is plain JSON t
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import tempfile
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any, Iterable
 
@@ -103,29 +105,42 @@ def _encoder(layout: str, cols: list[str], has_json: bool):
 
 def write_hf(rows: Iterable[dict[str, Any]], out: str | os.PathLike, *, layout: str, task: str,
              parquet: bool, with_metadata: bool = False) -> bool:
-    """Stream `rows` into a save_to_disk folder (or one Parquet file) at `out`.
+    """Stream `rows` into a save_to_disk folder (or one Parquet file) at `out`, one
+    record batch at a time: memory stays flat however many rows there are.
     Returns whether the Json feature was available (False: nested columns are text)."""
     ds = _datasets()
-    from datasets.arrow_writer import ArrowWriter
+    from datasets.arrow_writer import ArrowWriter, ParquetWriter
     features, has_json = features_for(layout, task, with_metadata=with_metadata)
     encode = _encoder(layout, list(features), has_json)
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=".dialogforge-hf-", dir=out.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{out.name}.", dir=out.parent))  # renamed into place when complete
     try:
-        arrow = tmp / "data.arrow"
-        with ArrowWriter(features=features, path=str(arrow)) as w:  # streams record batches to disk
+        target = tmp / ("data.parquet" if parquet else "data-00000-of-00001.arrow")
+        with (ParquetWriter if parquet else ArrowWriter)(features=features, path=str(target)) as w:
             for row in rows:
                 w.write(encode(row))
             w.finalize()
-        data = ds.Dataset.from_file(str(arrow))  # memory-mapped, not loaded
         if parquet:
-            data.to_parquet(str(out))
-        else:
-            if out.exists():
-                shutil.rmtree(out)
-            data.save_to_disk(str(out))
-        del data
+            os.replace(target, out)
+            return has_json
+        _write_disk_state(ds.Dataset.from_file(str(target)), tmp)
+        if out.exists():
+            shutil.rmtree(out)
+        os.replace(tmp, out)
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return has_json
+
+
+def _write_disk_state(data: Any, folder: Path) -> None:
+    """The two JSON files `Dataset.save_to_disk` writes beside its Arrow shard, so that
+    `datasets.load_from_disk` opens the folder (the shard was written in place, streamed,
+    instead of being copied through a memory map)."""
+    state = {"_data_files": [{"filename": "data-00000-of-00001.arrow"}], "_fingerprint": data._fingerprint,
+             "_format_columns": None, "_format_kwargs": {}, "_format_type": None, "_output_all_columns": False,
+             "_split": None}
+    (folder / "state.json").write_text(json.dumps(state, indent=2, sort_keys=True), encoding="utf-8")
+    info = asdict(data._info)
+    (folder / "dataset_info.json").write_text(json.dumps({k: info[k] for k in sorted(info)}, indent=2),
+                                              encoding="utf-8")
