@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import pytest
 
-from agent_helpers import EXAMPLES, FAST_ENV, read_jsonl, shell_responder, tool_responder
+from agent_helpers import EXAMPLES, FAST_ENV, read_jsonl, shell_responder, short_shell_responder, tool_responder
 from dialogforge.engine import Engine
 from dialogforge.testing.fake_server import FakeServer
 from dialogforge.workflows.agent import load_tasks, parse_agent_config, run_agent
@@ -217,3 +217,17 @@ async def test_model_error_fails_the_item_and_retry_failed_reruns_it(tmp_path):
             assert again.rounds[1].done == 1
         [traj] = read_jsonl(tmp_path / "out" / "round_1" / "trajectories.jsonl")
         assert traj["status"] == "submitted" and traj["reward"] == 1.0
+
+
+async def test_eval_concurrency_serialises_evaluations(tmp_path):
+    tasks = [t for t in load_tasks(EXAMPLES / "tasks.jsonl") if t.id == "median-fix"]
+    cfg = agent_cfg(repeats=4, concurrency=4, context={},
+                    environment={"env": FAST_ENV, "eval_concurrency": 1})
+    async with FakeServer(responder=short_shell_responder) as srv:
+        engine = make_engine(srv, tmp_path)
+        async with engine:
+            await run_agent(engine, cfg, tasks, tmp_path / "out", progress=False)
+    trajs = read_jsonl(tmp_path / "out" / "round_1" / "trajectories.jsonl")
+    spans = sorted((t["timings"]["eval_start"], t["timings"]["eval_end"]) for t in trajs)
+    assert len(spans) == 4 and all(t["success"] for t in trajs)
+    assert all(a[1] <= b[0] for a, b in zip(spans, spans[1:])), spans

@@ -67,6 +67,7 @@ class EnvironmentConfig(_Strict):
     type: str = "local"  # local | docker | "package.module:Class"
     timeout: float = Field(default=60.0, gt=0)  # per command
     eval_timeout: float = Field(default=300.0, gt=0)
+    eval_concurrency: int | None = Field(default=None, ge=1)  # evaluations at once (1: benchmarks not disturbed)
     output_cap: int = Field(default=100_000, ge=1000)  # bytes kept from one command's output
     env: dict[str, str] = Field(default_factory=dict)
     image: str | None = None  # docker

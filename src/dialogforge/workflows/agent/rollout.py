@@ -5,6 +5,8 @@ messages it sent, so the SFT samples are the model's real inputs, not a rebuilt 
 """
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import copy
 import time
 from dataclasses import dataclass, field
@@ -71,7 +73,8 @@ class RolloutResult:
 
 class Rollout:
     def __init__(self, task: Task, cfg: AgentConfig, env: Environment, chat: ChatFn, *, sample: int = 0,
-                 prompts: Prompts | None = None, counter: TokenCounter | None = None, price: Price | None = None):
+                 prompts: Prompts | None = None, counter: TokenCounter | None = None, price: Price | None = None,
+                 eval_slots: asyncio.Semaphore | None = None):
         self.task = task
         self.cfg = cfg
         self.env = env
@@ -84,6 +87,7 @@ class Rollout:
         self.res = RolloutResult(task=task, token_counter=self.counter.kind, tools=self.tools)
         self.cm = ContextManager(cfg.context, self.prompts, self.counter, self._aux_call)
         self.step = 0
+        self.eval_slots = eval_slots  # shared by concurrent rollouts: measurements are not disturbed
 
     # -- model calls ----------------------------------------------------------------------------
     def _spent_tokens(self) -> int:
@@ -242,7 +246,13 @@ class Rollout:
         try:
             if res.status != "env_error":
                 res.diff = await self.env.diff()
-                ev = await self.env.evaluate()
+                async with self.eval_slots or contextlib.nullcontext():
+                    t = time.monotonic()
+                    res.timings["eval_start"] = round(time.time(), 4)
+                    try:
+                        ev = await self.env.evaluate()
+                    finally:
+                        res.timings["eval_end"] = round(time.time(), 4)
             else:
                 ev = EvalResult(success=False, status="env_error", details={"error": res.error})
         except EnvError as e:

@@ -75,6 +75,8 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
         raise ConfigError(f"rounds count from 1, got {rounds}")
     repeats = repeats or cfg.repeats
     workers = asyncio.Semaphore(concurrency or cfg.concurrency)
+    n_eval = cfg.environment.eval_concurrency
+    eval_slots = asyncio.Semaphore(n_eval) if n_eval else None
     prompts = Prompts(cfg)
     counter = TokenCounter(cfg.context.tokenizer, cfg.base_dir)
     price = cfg.price or engine.endpoint_config(cfg.agent_role).price
@@ -88,7 +90,7 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
         async with workers:
             env = make_environment(cfg.environment, task)
             res = await Rollout(task, cfg, env, ctx.chat, sample=sample_seed(r, k), prompts=prompts,
-                                counter=counter, price=price).run()
+                                counter=counter, price=price, eval_slots=eval_slots).run()
         samples = sample_records(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)
         return {"samples": samples,
                 "trajectories": [trajectory_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)],
