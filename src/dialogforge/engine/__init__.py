@@ -139,6 +139,11 @@ class Engine:
 def _make_backend(cfg: EndpointConfig):
     if cfg.backend == "embedded":
         from .backends.embedded import EmbeddedBackend
-        return EmbeddedBackend()
+        opts = dict(cfg.embedded)
+        opts.setdefault("n_parallel", cfg.concurrency or 4)
+        try:
+            return EmbeddedBackend(**opts)
+        except TypeError as e:
+            raise ConfigError(f"invalid embedded options {sorted(cfg.embedded)}: {e}") from None
     assert cfg.base_url
     return RemoteBackend(cfg.base_url, connections=cfg.concurrency or 0, headers=cfg.headers)

@@ -57,6 +57,8 @@ class EndpointConfig(BaseModel):
     max_retries: int = Field(default=8, ge=0)
     price: Price | None = None
     headers: dict[str, str] = Field(default_factory=dict)
+    # embedded backend only: {n_parallel: 4, n_ctx: 8192, n_threads: null, model_path: null}
+    embedded: dict[str, Any] = Field(default_factory=dict)
     # how to ask for JSON: the server's json_schema support, json mode + schema in the prompt, or the prompt alone
     structured_output: Literal["json_schema", "json_object", "prompt"] = "json_schema"
 
