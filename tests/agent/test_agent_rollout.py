@@ -64,6 +64,8 @@ async def test_shell_rollout_diff_reward_and_exact_samples(tmp_path):
         main = [s for s in samples if s["purpose"] == "main"]
         assert len(main) == traj["steps"] == 5
         assert all(s["reward"] == 1.0 and s["success"] is True and s["round"] == 1 and s["repeat"] == 0 for s in samples)
+        assert [s["format_error"] for s in main] == [False] * 5 and all("format_error" not in s for s in samples
+                                                                         if s["purpose"] != "main")
         # after the history summary the model saw a rebuilt context, and the sample holds that one
         rebuilt = [s for s in main if any("were condensed" in (m.get("content") or "") for m in s["messages"])]
         assert rebuilt, "a main call after compression must carry the summary message"
@@ -134,6 +136,8 @@ async def test_step_limit_and_format_errors(tmp_path):
         # evaluated as it stands: tests still fail, never submitted -> failure reward, but recorded as success False
         assert traj["success"] is False and traj["reward"] == 0.0
         assert "could not be run" in traj["history"][3]["content"]
+        samples = read_jsonl(tmp_path / "out" / "round_1" / "samples.jsonl")
+        assert [s["format_error"] for s in samples] == [True, True, True]
 
     def looper(body):
         return "Listing again.\n```bash\nls\n```"

@@ -3,7 +3,8 @@
 SFT sample (one per model call, main turns and auxiliary calls alike):
   {"id", "messages": [exact input messages..., assistant reply], "tools"? (tool_calls mode, main calls),
    "instance", "repeat", "round", "sample_index" (order of the call in the rollout), "step",
-   "purpose" ("main" | "observation_summary" | "history_summary"), "reward", "success", "status", "run"}
+   "purpose" ("main" | "observation_summary" | "history_summary"), "reward", "success", "status", "run",
+   "format_error" (main calls: the reply held no valid action)}
 """
 from __future__ import annotations
 
@@ -29,6 +30,8 @@ def sample_records(res: RolloutResult, *, item: str, repeat: int, round_: int, r
         rec.update({"instance": res.task.id, "repeat": repeat, "round": round_, "sample_index": c.index,
                     "step": c.step, "purpose": c.purpose, "reward": res.reward, "success": res.success,
                     "status": res.status, "run": run})
+        if c.purpose == "main":
+            rec["format_error"] = c.format_error  # the reply held no valid action
         out.append(rec)
     return out
 

@@ -38,6 +38,7 @@ class CallRecord:
     latency: float
     call_id: int | None
     context_tokens_estimate: int | None = None  # our estimate before sending (main calls)
+    format_error: bool = False  # the reply held no valid action (main calls)
 
 
 @dataclass
@@ -163,6 +164,7 @@ class Rollout:
         if self.tools is None:
             parsed = parse_shell_reply(r.text, self.cfg.submit_signal)
             if isinstance(parsed, FormatError):
+                self.res.calls[-1].format_error = True
                 self._append({"role": "user", "content": self._format_feedback(parsed)})
                 return self._count_format_error()
             self.format_errors = 0
@@ -172,6 +174,7 @@ class Rollout:
             return None
         actions = parse_tool_calls(r.tool_calls, self.cfg.submit_signal)
         if not actions:
+            self.res.calls[-1].format_error = True
             self._append({"role": "user", "content": self._format_feedback(FormatError("the reply called no tool"))})
             return self._count_format_error()
         final = None
@@ -193,6 +196,7 @@ class Rollout:
         if any_ok:
             self.format_errors = 0
             return None
+        self.res.calls[-1].format_error = True
         return self._count_format_error()
 
     def _count_format_error(self) -> str | None:
