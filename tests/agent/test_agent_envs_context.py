@@ -276,3 +276,14 @@ async def test_remote_evaluation_service(tmp_path):
         await gone.close()
     finally:
         await runner.cleanup()
+
+
+async def test_history_summary_recent_turns_start_with_the_model(tmp_path):
+    cm, _ = _manager(max_context_tokens=256, keep_recent_messages=3)
+    cm.live = [{"role": "system", "content": "sys"}, {"role": "user", "content": "task"}]
+    for i in range(4):
+        cm.live += [{"role": "assistant", "content": f"a{i} " * 40}, {"role": "user", "content": f"o{i} " * 40}]
+    assert await cm.maybe_compress(step=4, task_text="task")
+    # 3 recent messages asked for; the cut moves back to the assistant turn before them
+    assert [m["role"] for m in cm.live] == ["system", "user", "user", "assistant", "user", "assistant", "user"]
+    assert cm.live[3]["content"].startswith("a2")

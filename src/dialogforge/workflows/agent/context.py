@@ -145,9 +145,10 @@ class ContextManager:
 
     # -- history ----------------------------------------------------------------------------
     def _split_point(self) -> int:
-        """Index where the kept recent messages start; never on a tool result (its call stays with it)."""
+        """Index where the kept recent messages start: at an assistant message, so a tool result stays with
+        its call and the summary (a user message) is followed by the model's turn."""
         start = max(self.head_len, len(self.live) - self.cfg.keep_recent_messages)
-        while start > self.head_len and self.live[start].get("role") == "tool":
+        while start > self.head_len and start < len(self.live) and self.live[start].get("role") != "assistant":
             start -= 1
         return start
 
