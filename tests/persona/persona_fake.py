@@ -31,7 +31,7 @@ def kind(body: dict) -> str:
     if body.get("response_format"):
         return "judge"
     last = body["messages"][-1]["content"]
-    if "Rewrite it as the opening message" in last:
+    if "Write only the rewritten question." in last:
         return "rewrite"
     if "Your next question:" in last:
         return "user"

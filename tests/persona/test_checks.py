@@ -104,3 +104,10 @@ def test_units_and_words_do_not_rely_on_spaces():
     # the same sentence with and without spaces is the same text to the similarity measure
     assert jaccard("绿茶 和 红茶", "绿茶和红茶") == 1.0
     assert jaccard("완전히 다른 문장입니다", "무지개는 빛의 굴절") < 0.1
+
+
+def test_advisory_checks_are_recorded_but_do_not_filter():
+    checks = run_checks(S.with_catchphrase("ko"))
+    assert decide(checks) == (False, ["catchphrase"])
+    assert decide(checks, ["catchphrase"]) == (True, [])
+    assert not checks["catchphrase"]["passed"]  # still recorded as failed

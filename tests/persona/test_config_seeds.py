@@ -146,7 +146,7 @@ def test_templates_render_and_can_be_overridden(tmp_path):
     pr = Prompts(tmp_path / "prompts")
     assert pr.render("persona_system.j2", persona=p) == "You are Orbit, briefly."
     first = pr.render("first_answer.j2", persona=p, question="Q?", reference="Ref text.", prefix="Beep!", suffix=None)
-    assert first.startswith("Q?") and "Ref text." in first and "Beep!" in first  # not overridden: built-in
+    assert "Ref text." in first and "Beep!" in first  # not overridden: built-in
     (tmp_path / "prompts" / "typo.j2").write_text("x")
     with pytest.raises(ConfigError, match="typo.j2"):
         Prompts(tmp_path / "prompts")

@@ -221,7 +221,9 @@ def run_checks(messages: list[dict], t: CheckThresholds = CheckThresholds(), *, 
     return out
 
 
-def decide(checks: dict) -> tuple[bool, list[str]]:
-    """Whether the dialogue goes to the filtered set, and the names of the checks that kept it out."""
-    reasons = [name for name, r in checks.items() if not r.get("passed")]
+def decide(checks: dict, advisory: tuple[str, ...] | list[str] = ()) -> tuple[bool, list[str]]:
+    """Whether the dialogue goes to the filtered set, and the names of the checks that kept it out.
+
+    ``advisory`` checks are recorded but do not filter."""
+    reasons = [name for name, r in checks.items() if not r.get("passed") and name not in advisory]
     return not reasons, reasons

@@ -117,6 +117,8 @@ class QualityConfig(_Strict):
     judge: bool = True
     min_score: float | None = Field(3.0, ge=1, le=5)
     checks: CheckThresholds = Field(default_factory=CheckThresholds)
+    advisory: list[Literal["structure", "catchphrase", "shrinking", "echo", "judge"]] = Field(
+        default_factory=list, description="checks that are recorded but do not keep a dialogue out of the filtered set")
 
 
 class PersonaConfig(_Strict):

@@ -100,11 +100,13 @@ class DialogueMaker:
             questions.append(q)
             suffix = rng.choice(suffixes) if suffixes and persona.suffix_at(turn, n) else None
             if turn == 1:
-                req = self.prompts.render("first_answer.j2", persona=persona, question=q, reference=item["output"],
-                                          prefix=prefix, suffix=suffix)
+                note = self.prompts.render("first_answer.j2", persona=persona, question=q, reference=item["output"],
+                                           prefix=prefix, suffix=suffix)
             else:
-                req = self.prompts.render("persona_turn.j2", persona=persona, question=q, suffix=suffix, turn=turn)
-            msgs = [{"role": "system", "content": system}, *history, {"role": "user", "content": req}]
+                note = self.prompts.render("persona_turn.j2", persona=persona, question=q, suffix=suffix, turn=turn)
+            # the stored conversation stays clean: per-turn guidance goes into the request's system message
+            msgs = [{"role": "system", "content": f"{system}\n\n{note}" if note else system}, *history,
+                    {"role": "user", "content": q}]
             answer, fixes = await self._ask(ctx, "persona", msgs, "main",
                                             lambda t, _q=q: clean_answer(t, question=_q, names=names))
             if fixes:
@@ -123,5 +125,6 @@ class DialogueMaker:
             checks["judge"] = judge_check(judge, err, cfg.quality.min_score)
         rec = build_record(dialogue_id=did, messages=history, system=system, persona=persona.name,
                            seed=item.get("provenance"), judge=judge, checks=checks,
-                           extra={"language": persona.language, "cleanup": cleanup_log})
+                           extra={"language": persona.language, "cleanup": cleanup_log},
+                           advisory=cfg.quality.advisory)
         return {"raw": [rec], "filtered": [rec] if rec["passed"] else []}

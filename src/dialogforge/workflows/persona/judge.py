@@ -20,7 +20,7 @@ class JudgeScores(BaseModel):
 
     correctness: float = Field(ge=1, le=5, description="1 = mostly wrong, 5 = fully correct")
     relevance: float = Field(ge=1, le=5, description="1 = off-topic or repetitive, 5 = every answer on point")
-    feedback: str = Field(description="one or two sentences")
+    feedback: str = Field(max_length=400, description="one or two sentences")
 
 
 def judge_messages(prompts: Prompts, messages: list[dict], *, persona: str | None, reference: str | None) -> list[dict]:

@@ -30,14 +30,14 @@ _RECORD_KEYS = {"id", "messages", "system", "persona", "seed", "turns", "answer_
                 "filter_reasons", "created_at", "cleanup", "language"}
 
 
-def _record(did: str, d: dict, checks: dict, judge: dict | None) -> dict:
+def _record(did: str, d: dict, checks: dict, judge: dict | None, advisory: list[str] | tuple = ()) -> dict:
     row = d["row"]
     meta = {k: v for k, v in row.items() if k not in _RECORD_KEYS and k != d["messages_key"]}
     extra: dict[str, Any] = {"meta": meta} if meta else {}
     seed = row.get("seed") if isinstance(row.get("seed"), dict) else None
     persona = row.get("persona") if isinstance(row.get("persona"), str) else None
     return build_record(dialogue_id=did, messages=d["messages"], system=d["system"], persona=persona, seed=seed,
-                        judge=judge, checks=checks, extra=extra)
+                        judge=judge, checks=checks, extra=extra, advisory=advisory)
 
 
 def _write_jsonl(path: Path, records: list[dict]) -> None:
@@ -82,7 +82,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
     dialogues = list(read_dialogues(inp))
 
     if not judge:
-        records = [_record(did, d, run_checks(d["messages"], t), None) for did, d in dialogues]
+        records = [_record(did, d, run_checks(d["messages"], t), None, quality.advisory) for did, d in dialogues]
         _write_jsonl(out, records)
         if filt is not None:
             _write_jsonl(filt, [r for r in records if r["passed"]])
@@ -101,7 +101,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
             else:
                 j, err = await judge_dialogue(ctx, prompts, judge_agent, d["messages"], persona=item.get("persona"))
             checks["judge"] = judge_check(j, err, ms)
-            rec = _record(ctx.item_id, d, checks, j)
+            rec = _record(ctx.item_id, d, checks, j, quality.advisory)
             out_recs = {"output": [rec]}
             if filt is not None:
                 out_recs["filtered"] = [rec] if rec["passed"] else []

@@ -36,9 +36,10 @@ def now_iso() -> str:
 
 
 def build_record(*, dialogue_id: str, messages: list[dict], system: str | None, persona: str | None,
-                 seed: dict | None, judge: dict | None, checks: dict, extra: dict[str, Any] | None = None) -> dict:
+                 seed: dict | None, judge: dict | None, checks: dict, extra: dict[str, Any] | None = None,
+                 advisory: tuple[str, ...] | list[str] = ()) -> dict:
     convo = [{"role": m["role"], "content": m["content"]} for m in messages if m.get("role") != "system"]
-    passed, reasons = decide(checks)
+    passed, reasons = decide(checks, advisory)
     rec = {
         "id": dialogue_id,
         "messages": convo,

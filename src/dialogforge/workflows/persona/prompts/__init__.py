@@ -16,8 +16,8 @@ BUILTIN_DIR = Path(__file__).parent
 TEMPLATES = (
     "persona_system.j2",    # the persona's system prompt (stored in each record as "system")
     "rewrite_question.j2",  # seed question -> natural opening question
-    "first_answer.j2",      # the request for the first answer (restyle the seed answer, prefix)
-    "persona_turn.j2",      # the request for each follow-up answer
+    "first_answer.j2",      # system note for the first answer (the seed answer's facts, prefix, suffix)
+    "persona_turn.j2",      # system note for each follow-up answer (keep detail, suffix)
     "user_turn.j2",         # the user simulator's request
     "judge.j2",             # the judge's request
 )
