@@ -58,7 +58,8 @@ elif cmd == "exec":
         env.setdefault(k, v)
     env = {k: mapped(name, v) for k, v in env.items()}
     rest = [mapped(name, a) for a in args[i + 1:]]
-    sys.exit(subprocess.run(rest, cwd=cpath(name, workdir) if workdir else None, env=env).returncode)
+    rc = subprocess.run(rest, cwd=cpath(name, workdir) if workdir else None, env=env).returncode
+    sys.exit(128 - rc if rc < 0 else rc)  # a signal death reads 128+N, as docker exec reports it
 elif cmd == "cp":
     src, dst = side(args[1]), side(args[2])
     shutil.copytree(src[:-2] if src.endswith("/.") else src, dst, dirs_exist_ok=True)
