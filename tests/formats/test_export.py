@@ -108,3 +108,20 @@ def test_realdata_koalpaca_seeds_export(realdata: Path, tmp_path: Path):
         r = export(src, tmp_path / f"{fmt}.jsonl", fmt)
         assert r.read == n and r.written + sum(r.rejected.values()) == n
         assert r.written >= n - 1, r.rejected
+
+
+def test_history_summary_after_the_task_is_merged_not_rejected(tmp_path: Path):
+    """The agent's history summary is a user message right after the task message."""
+    rec = agent_sample(3)
+    rec["messages"].insert(2, {"role": "user", "content": "Summary of earlier steps: read stats.py."})
+    src = write_jsonl(tmp_path / "in.jsonl", [rec])
+    for fmt in ("sharegpt", "trl"):
+        r = export(src, tmp_path / f"{fmt}.jsonl", fmt)
+        assert r.written == 1 and r.notes == {"consecutive user messages merged into one turn": 1} | (
+            {"assistant text beside tool calls dropped (function_call turns carry calls only)": 1}
+            if fmt == "sharegpt" else {})
+    turn = read_jsonl(tmp_path / "sharegpt.jsonl")[0]["conversations"][0]
+    assert turn == {"from": "human", "value": rec["messages"][1]["content"] + "\n\n" + rec["messages"][2]["content"]}
+    strict = export(src, tmp_path / "strict.jsonl", "sharegpt", merge_consecutive=False)
+    assert strict.written == 0 and strict.rejected == {"role_order": 1}
+    assert export(src, tmp_path / "oa.jsonl", "openai").notes == {}  # OpenAI takes any order

@@ -48,6 +48,9 @@ def register(app: typer.Typer) -> None:
                                            help="trl: write tools as a list instead of JSON text."),
         with_metadata: bool = typer.Option(False, "--with-metadata",
                                            help="Add a `metadata` column (JSON text) with reward, score, provenance."),
+        merge_consecutive: bool = typer.Option(True, "--merge-consecutive/--no-merge-consecutive",
+                                               help="Join back-to-back user turns (e.g. a history summary after "
+                                                    "the task) where the target needs alternating roles."),
         strict: bool = typer.Option(False, "--strict", help="Exit 1 when any row is rejected."),
     ) -> None:
         """Convert workflow outputs to a training format; every row is validated as it is written."""
@@ -56,7 +59,7 @@ def register(app: typer.Typer) -> None:
                         include_auxiliary=include_auxiliary, per_turn=per_turn)
         r = export(inputs, output, to, task=task, selection=sel, layout=layout, rejects=rejects,
                    dataset_info=dataset_info, dataset_name=dataset_name, tools_as_list=tools_as_list,
-                   with_metadata=with_metadata)
+                   with_metadata=with_metadata, merge_consecutive=merge_consecutive)
         rejected = sum(r.rejected.values())
         out.print(f"[bold]export[/] {r.read} rows read -> [green]{r.written} written[/] to {r.output} "
                   f"({to}, {task}); {sum(r.skipped.values())} skipped by selection, "

@@ -81,11 +81,13 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
            task: str = "sft", selection: Selection | None = None, layout: str = "trl",
            rejects: str | os.PathLike | None = None, dataset_info: str | os.PathLike | None = None,
            dataset_name: str | None = None, tools_as_list: bool = False,
-           with_metadata: bool = False) -> ExportReport:
+           with_metadata: bool = False, merge_consecutive: bool = True) -> ExportReport:
     """Convert records from `inputs` (JSONL or JSON lists; a folder means its files) into `fmt` at `output`.
 
     fmt: sharegpt | lf-openai | alpaca | trl | openai | hf (save_to_disk folder) |
     parquet (one file); hf/parquet hold rows of `layout` (any of the JSONL formats).
+    merge_consecutive: join back-to-back user turns (and an assistant text turn with the
+    assistant turn after it) for targets that need alternating roles; counted in notes.
     LLaMA-Factory formats also add/replace their entry in dataset_info.json (beside the
     output unless `dataset_info` names the file; the entry is `dataset_name` or the
     output's stem) without touching other entries.
@@ -106,7 +108,8 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
         raise InputError("OpenAI fine-tuning files accept no extra keys; drop --with-metadata")
     cls = WRITERS[target]
     try:
-        writer = cls(task, tools_as_list=tools_as_list) if cls is TRLWriter else cls(task)
+        kw: dict[str, Any] = {"tools_as_list": tools_as_list} if cls is TRLWriter else {}
+        writer = cls(task, merge_consecutive=merge_consecutive, **kw)
     except ValueError as e:
         raise InputError(str(e)) from None
     validator = RowValidator(target, task, getattr(writer, "spec", None))

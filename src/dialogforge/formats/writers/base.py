@@ -22,15 +22,23 @@ class Writer:
 
     name: ClassVar[str] = ""
     tasks: ClassVar[tuple[str, ...]] = ("sft", "preference", "kto")
+    alternating: ClassVar[bool] = True  # the target needs user and assistant turns to alternate
 
-    def __init__(self, task: str = "sft"):
+    def __init__(self, task: str = "sft", *, merge_consecutive: bool = True):
         if task not in self.tasks:
             raise ValueError(f"format {self.name!r} supports tasks {', '.join(self.tasks)}, not {task!r}")
         self.task = task
-        self.notes: Counter[str] = Counter()  # lossy-but-counted normalisations
+        self.merge_consecutive = merge_consecutive and self.alternating
+        self.notes: Counter[str] = Counter()  # normalisations, counted
         self.columns_seen: set[str] = set()
 
     def rows(self, conv: Conversation) -> list[dict[str, Any]]:
+        if self.merge_consecutive:
+            msgs, merged = merge_consecutive(conv.messages)
+            if merged:
+                conv = conv.copy(messages=msgs)
+                for what, n in merged.items():
+                    self.notes[f"consecutive {what} messages merged into one turn"] += n
         if self.task == "sft":
             out = [self.sft(as_sft(conv))]
         elif self.task == "preference":
@@ -92,3 +100,30 @@ def split_last_reply(msgs: list[Message]) -> tuple[list[Message], list[Message]]
         if msgs[i].role == "assistant":
             return msgs[:i], msgs[i:]
     raise ConversionError("no_reply", "conversation has no assistant reply")
+
+
+def merge_consecutive(msgs: list[Message]) -> tuple[list[Message], Counter]:
+    """Join a user turn that follows a user turn, and an assistant text turn that is
+    followed by another assistant turn (its text goes before that turn's content and
+    tool calls), so that user and assistant alternate as LLaMA-Factory and strict chat
+    templates require. Agent contexts produce these, e.g. a history summary that
+    follows the task message."""
+    out: list[Message] = []
+    merged: Counter = Counter()
+    for m in msgs:
+        prev = out[-1] if out else None
+        if prev is not None and m.role == prev.role == "user":
+            out[-1] = Message(role="user", content=_join(prev.content, m.content))
+            merged["user"] += 1
+        elif prev is not None and m.role == prev.role == "assistant" and not prev.tool_calls:
+            out[-1] = Message(role="assistant", content=_join(prev.content, m.content), tool_calls=m.tool_calls)
+            merged["assistant"] += 1
+        else:
+            out.append(m)
+    return out, merged
+
+
+def _join(a: str | None, b: str | None) -> str | None:
+    parts = [x for x in (a, b) if x]
+    return "\n\n".join(parts) if parts else (a if a is not None else b)
+

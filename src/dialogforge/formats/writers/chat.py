@@ -21,8 +21,8 @@ class TRLWriter(Writer):
     name = "trl"
     tasks = ("sft", "prompt-completion", "preference", "kto")
 
-    def __init__(self, task: str = "sft", *, tools_as_list: bool = False):
-        super().__init__(task)
+    def __init__(self, task: str = "sft", *, tools_as_list: bool = False, merge_consecutive: bool = True):
+        super().__init__(task, merge_consecutive=merge_consecutive)
         self.tools_as_list = tools_as_list
 
     def _msgs(self, msgs: list[Message]) -> list[dict[str, Any]]:
@@ -58,6 +58,7 @@ class TRLWriter(Writer):
 class OpenAIWriter(Writer):
     name = "openai"
     tasks = ("sft", "preference")
+    alternating = False  # OpenAI fine-tuning takes any order of roles
 
     def _msgs(self, msgs: list[Message], ids: list[str]) -> list[dict[str, Any]]:
         """OpenAI messages with call ids filled in and tool results linked to them."""
