@@ -168,3 +168,39 @@ def test_cli_run_with_overrides(tmp_path):
         assert all(r["passed"] for r in raw)  # --min-score 1: every judged dialogue passes
         bad = CliRunner().invoke(app, ["persona", "run", str(tmp_path / "c.yaml"), "--turns", "x"])
         assert bad.exit_code == 2 and "--turns" in bad.output
+
+
+async def test_stored_turns_stay_clean_and_guidance_goes_to_the_request(tmp_path):
+    seeds = F.write_seeds(tmp_path / "seeds.jsonl", 2)
+    async with FakeServer(responder=F.responder) as srv:
+        cfg = F.config(srv.base_url, tmp_path, seeds=seeds, turns=2, personas=["orbit"], rewrite_question=False)
+        res = await _run(cfg)
+        rec = F.read_jsonl(res.raw_path)[0]
+        assert rec["messages"][0]["content"] == rec["seed"]["instruction"]  # no rewrite: the seed question itself
+        answers = [b for b in srv.requests if F.kind(b) == "answer"]
+        first = next(b for b in answers if len(b["messages"]) == 2 and
+                     b["messages"][1]["content"] == rec["seed"]["instruction"])
+        assert first["messages"][0]["role"] == "system"
+        assert first["messages"][0]["content"].startswith(rec["system"])
+        assert "Reference answer" in first["messages"][0]["content"]  # the seed answer's facts
+        follow = next(b for b in answers if len(b["messages"]) == 4 and b["messages"][1] == rec["messages"][0])
+        assert follow["messages"][1:3] == rec["messages"][:2] and follow["messages"][3] == rec["messages"][2]
+
+
+async def test_realdata_korean_seeds_run(tmp_path):
+    from pathlib import Path
+    real = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "lingo_chat" / "koalpaca_v1.1_sample.jsonl"
+    if not real.exists():
+        pytest.skip("../shared/realdata is not available")
+    async with FakeServer(responder=F.responder) as srv:
+        cfg = F.config(srv.base_url, tmp_path, seeds=real, turns=3, personas=["neuroticism"])
+        cfg["persona"]["seeds"]["limit"] = 5
+        res = await _run(cfg)
+        raw = F.read_jsonl(res.raw_path)
+        assert len(raw) == 5
+        for r in raw:
+            assert r["seed"]["url"].startswith("https://") and r["seed"]["instruction"]
+            first = r["messages"][1]["content"]
+            assert any(first.startswith(p) for p in persona.BUILTIN_PERSONAS["neuroticism"]["answer_prefixes"])
+            assert any(r["messages"][-1]["content"].endswith(s)
+                       for s in persona.BUILTIN_PERSONAS["neuroticism"]["answer_suffixes"])
