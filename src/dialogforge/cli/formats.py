@@ -70,8 +70,7 @@ def register(app: typer.Typer) -> None:
         if r.rejects_path:
             out.print(f"rejected rows and their reasons: {r.rejects_path}")
         if r.dataset_info_path:
-            out.print(f"dataset_info entry {dataset_name or Path(output).name.split('.')[0]!r} "
-                      f"written to {r.dataset_info_path}")
+            out.print(f"dataset_info entry {r.dataset_name!r} written to {r.dataset_info_path}")
         if r.json_features is False:
             err.print("[yellow]note:[/] this `datasets` has no Json feature; nested columns are stored as JSON text")
         if strict and rejected:
@@ -102,7 +101,8 @@ def register(app: typer.Typer) -> None:
                       f"[{colour}]{r.invalid} invalid[/]")
             _counts("invalid rows by first reason:", dict(r.by_reason), "red")
             for b in r.bad[:show]:
-                out.print(f"  row {b.index} (line {b.lineno}): " + "; ".join(b.reasons), highlight=False)
+                where = f" (line {b.lineno})" if b.lineno else ""
+                out.print(f"  row {b.index}{where}: " + "; ".join(b.reasons), highlight=False)
             if r.invalid > min(show, len(r.bad)):
                 out.print(f"  ... {r.invalid - min(show, len(r.bad))} more" +
                           (f" in {r.rejects_path}" if r.rejects_path else " (use --rejects FILE to list all)"))

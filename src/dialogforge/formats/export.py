@@ -43,6 +43,7 @@ class ExportReport:
     notes: Counter = field(default_factory=Counter)  # counted normalisations
     rejects_path: str | None = None
     dataset_info_path: str | None = None
+    dataset_name: str | None = None  # its entry in dataset_info.json
     json_features: bool | None = None  # hf/parquet: whether nested columns use datasets.Json
 
     def to_dict(self) -> dict[str, Any]:
@@ -135,7 +136,8 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
         entry = writer.dataset_info(_relative(output, dataset_info))
         if entry is not None:
             info_path = Path(dataset_info) if dataset_info else Path(output).parent / "dataset_info.json"
-            merge_dataset_info(info_path, dataset_name or _stem(output), entry)
+            report.dataset_name = dataset_name or _stem(output)
+            merge_dataset_info(info_path, report.dataset_name, entry)
             report.dataset_info_path = str(info_path)
     return report
 

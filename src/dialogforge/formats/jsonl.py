@@ -13,11 +13,12 @@ from ..engine.errors import InputError
 
 @dataclass(slots=True)
 class Line:
-    """One input row: its 0-based index among the file's rows, its 1-based line number,
-    and the parsed object (or `error` when the line is not a JSON object)."""
+    """One input row: its 0-based index among the file's rows, its 1-based line number
+    (None for an element of a JSON list), and the parsed object (or `error` when the
+    line is not a JSON object)."""
 
     index: int
-    lineno: int
+    lineno: int | None
     record: dict[str, Any] | None
     error: str | None = None
 
@@ -48,7 +49,7 @@ def iter_lines(path: str | os.PathLike) -> Iterator[Line]:
             index += 1
 
 
-def _line(index: int, lineno: int, rec: Any) -> Line:
+def _line(index: int, lineno: int | None, rec: Any) -> Line:
     if isinstance(rec, dict):
         return Line(index, lineno, rec)
     return Line(index, lineno, None, f"expected a JSON object, got {type(rec).__name__}")
@@ -60,7 +61,7 @@ def _iter_json_list(p: Path) -> Iterator[Line]:
     except orjson.JSONDecodeError as e:
         raise InputError(f"{p}: not valid JSON ({e})") from None
     for i, rec in enumerate(data):
-        yield _line(i, i + 1, rec)
+        yield _line(i, None, rec)
 
 
 class JsonlWriter:

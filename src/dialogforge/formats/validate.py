@@ -98,7 +98,7 @@ class RowValidator:
 @dataclass
 class RowReport:
     index: int
-    lineno: int
+    lineno: int | None
     reasons: list[str]
 
 
@@ -122,7 +122,7 @@ class ValidationReport:
     def ok(self) -> bool:
         return self.invalid == 0 and not self.file_problems
 
-    def add_bad(self, index: int, lineno: int, probs: list[Problem]) -> None:
+    def add_bad(self, index: int, lineno: int | None, probs: list[Problem]) -> None:
         self.by_reason[probs[0].code] += 1
         if len(self.bad) < SHOWN:
             self.bad.append(RowReport(index, lineno, [str(p) for p in probs]))
