@@ -204,3 +204,16 @@ async def test_realdata_korean_seeds_run(tmp_path):
             assert any(first.startswith(p) for p in persona.BUILTIN_PERSONAS["neuroticism"]["answer_prefixes"])
             assert any(r["messages"][-1]["content"].endswith(s)
                        for s in persona.BUILTIN_PERSONAS["neuroticism"]["answer_suffixes"])
+
+
+def test_python_api_run_from_a_yaml_path(tmp_path):
+    seeds = F.write_seeds(tmp_path / "seeds.jsonl", 5)
+    with FakeServer.background(responder=F.responder) as srv:
+        cfg = F.config(srv.base_url, tmp_path, seeds=seeds, turns=2)
+        cfg["persona"]["seeds"]["path"] = "seeds.jsonl"  # relative to the config file
+        cfg["persona"]["output"] = {"raw_dir": "out/raw", "filtered_dir": "out/ok"}
+        (tmp_path / "c.yaml").write_text(yaml.safe_dump(cfg))
+        res = persona.run(tmp_path / "c.yaml", limit=3, date=DATE, progress=False)
+        assert res.raw_path == tmp_path / "out" / "raw" / f"persona_raw_{DATE}.jsonl"
+        assert res.summary["dialogues"] == 3 and len(F.read_jsonl(res.raw_path)) == 3
+        assert res.filtered_path.parent == tmp_path / "out" / "ok"

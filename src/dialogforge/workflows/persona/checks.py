@@ -177,6 +177,20 @@ def check_shrinking(messages: list[dict], t: ShrinkThresholds = ShrinkThresholds
     return _result(True, f"later answers average {mean_ratio:.0%} of the first answer's length", value)
 
 
+def question_similarity(earlier: str, new: str, t: EchoThresholds) -> tuple[float, float]:
+    """(Jaccard, containment) of two questions, as the echo check measures them."""
+    return jaccard(earlier, new), containment(earlier, new, min_grams=t.question_min_grams)
+
+
+def repeats_a_question(new: str, earlier: list[str], t: EchoThresholds = EchoThresholds()) -> bool:
+    """True when ``new`` would fail the echo check against one of the ``earlier`` questions."""
+    for e in earlier:
+        jac, con = question_similarity(e, new, t)
+        if jac >= t.question_jaccard or con >= t.question_containment:
+            return True
+    return False
+
+
 def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> dict:
     qs, answers = split_turns(messages)
     worst_a = 0.0
@@ -195,12 +209,11 @@ def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> di
     worst_q = 0.0
     for i in range(1, len(qs)):
         for j in range(i):
-            jac = jaccard(qs[j], qs[i])
+            jac, con = question_similarity(qs[j], qs[i], t)
             worst_q = max(worst_q, jac)
             if jac >= t.question_jaccard:
                 return _result(False, f"question {i + 1} repeats question {j + 1} (similarity {jac:.2f} >= {t.question_jaccard})",
                                {"kind": "question", "turn": i + 1, "earlier": j + 1, "jaccard": round(jac, 3)})
-            con = containment(qs[j], qs[i], min_grams=t.question_min_grams)
             if con >= t.question_containment:
                 return _result(False, f"question {i + 1} restates question {j + 1} (containment {con:.2f} >= "
                                f"{t.question_containment})",

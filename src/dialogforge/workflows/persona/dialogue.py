@@ -14,13 +14,13 @@ from typing import Any, Callable
 
 from dialogforge.engine.errors import ItemFailed
 
-from .checks import run_checks
+from .checks import repeats_a_question, run_checks
 from .cleanup import clean_answer, clean_question
 from .config import PersonaConfig, PersonaDef
 from .judge import judge_check, judge_dialogue
 from .prompts import Prompts
 from .records import build_record
-from .text import jaccard, squash
+from .text import squash
 
 
 def _rng(dialogue_id: str) -> random.Random:
@@ -86,7 +86,7 @@ class DialogueMaker:
 
         history: list[dict] = []
         questions: list[str] = []
-        qlimit = cfg.quality.checks.echo.question_jaccard
+        echo_t = cfg.quality.checks.echo
         for turn in range(1, n + 1):
             if turn > 1:
                 req = self.prompts.render("user_turn.j2", persona=persona, language=persona.language,
@@ -94,7 +94,7 @@ class DialogueMaker:
                 asked = list(questions)
                 q, fixes = await self._ask(
                     ctx, "user", [{"role": "user", "content": req}], "user", clean_question,
-                    accept=lambda t: all(jaccard(t, e) < qlimit for e in asked))
+                    accept=lambda t: not repeats_a_question(t, asked, echo_t))
                 if fixes:
                     cleanup_log.append({"turn": turn, "role": "user", "fixes": fixes})
             questions.append(q)

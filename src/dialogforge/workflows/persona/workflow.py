@@ -137,9 +137,16 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
     """Async form of :func:`run`."""
     console = console or Console(stderr=True)
     if persona_config is None or engine is None:
+        given = engine
         engine, persona_config = _resolve(config, {"engine": engine, "persona_config": persona_config,
                                                    "base_url": base_url, "model": model,
                                                    "api_key_env": api_key_env, "store": store})
+        if given is None:  # ours to close
+            try:
+                return await arun(engine=engine, persona_config=persona_config, date=date, retry_failed=retry_failed,
+                                  progress=progress, console=console, **overrides)
+            finally:
+                await engine.aclose()
     cfg = apply_overrides(persona_config, **overrides) if overrides else persona_config
     prompts = Prompts(cfg.resolve(cfg.prompts_dir))
     date = date or dt.datetime.now(dt.timezone.utc).date().isoformat()
