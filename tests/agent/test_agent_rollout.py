@@ -79,6 +79,11 @@ async def test_shell_rollout_diff_reward_and_exact_samples(tmp_path):
         for e in traj["context_events"]:
             if e["kind"] == "history_summary":  # measured by the server on the next call: smaller than before
                 assert e["after_tokens"] < e["before_tokens"]
+        # the run store logged each call, in order, under its own purpose
+        engine.store.flush()
+        logged = list(engine.store.calls(traj["run"], traj["id"]))
+        assert [c["purpose"] for c in logged] == purposes
+        assert all(c["request"]["messages"] == s["messages"][:-1] for c, s in zip(logged, samples))
         obs = traj["observations"]
         assert [o["returncode"] for o in obs][:2] == [0, 0] and len(obs) == 4
         assert obs[1].get("summarized") is True
