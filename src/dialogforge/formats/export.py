@@ -132,7 +132,7 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
     report.notes.update(writer.notes)
     if rej.used:
         report.rejects_path = str(rej.path)
-    if fmt != "hf":  # LLaMA-Factory reads JSONL and Parquet files, not save_to_disk folders
+    if fmt != "hf" and report.written:  # LLaMA-Factory reads JSONL and Parquet files, not save_to_disk folders
         entry = writer.dataset_info(_relative(output, dataset_info))
         if entry is not None:
             info_path = Path(dataset_info) if dataset_info else Path(output).parent / "dataset_info.json"
