@@ -60,6 +60,7 @@ class ContextConfig(_Strict):
     max_context_tokens: int | None = Field(default=None, ge=256)  # rebuild the context beyond this
     keep_recent_messages: int = Field(default=4, ge=0)
     summary_max_tokens: int = Field(default=512, ge=16)
+    summary_input_chars: int = Field(default=16000, ge=500)  # what a summary call reads at most (head + tail)
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
 
 

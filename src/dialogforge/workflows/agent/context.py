@@ -129,7 +129,7 @@ class ContextManager:
             n = self.counter.count(output)
             info["tokens"] = n
             if n > threshold:
-                shown, _ = cut_middle(output, self.cfg.observation_max_chars * 4)
+                shown, _ = cut_middle(output, self.cfg.summary_input_chars)
                 msgs = [{"role": "user", "content": self.prompts.render("observation_summary", observation=shown, task=task_text)}]
                 r = await self.aux_call(msgs, "observation_summary", self.cfg.summary_max_tokens)
                 summary = (r.text or "").strip()
@@ -177,7 +177,7 @@ class ContextManager:
         if not middle:
             return False
         text = self.transcript(middle, self.cfg.observation_max_chars)
-        text, _ = cut_middle(text, self.cfg.observation_max_chars * 8)
+        text, _ = cut_middle(text, self.cfg.summary_input_chars)
         msgs = [{"role": "user", "content": self.prompts.render("history_summary", transcript=text, task=task_text)}]
         r = await self.aux_call(msgs, "history_summary", self.cfg.summary_max_tokens)
         summary = (r.text or "").strip() or "(no summary was produced)"
