@@ -18,7 +18,9 @@ from dialogforge.testing.fake_server import FakeServer
 import persona_fake as F
 
 DATE = "2026-05-06"
-SEEDS, TURNS, CONC = 40, 3, 8
+# DF_PERSONA_KILL_SIZE=200x4 runs the full-size variant (about 10 s); CI runs 40 x 3.
+SEEDS, TURNS = (int(x) for x in os.environ.get("DF_PERSONA_KILL_SIZE", "40x3").split("x"))
+CONC = 8
 PER_DIALOGUE = 1 + TURNS + (TURNS - 1) + 1  # rewrite, answers, follow-ups, judge
 
 

@@ -14,9 +14,9 @@ from .config import PersonaConfig, PersonaDef, parse_persona_config
 from .import_config import import_config
 from .personas import BUILTIN_PERSONAS
 from .qc import acheck, check
-from .workflow import PersonaRunResult, arun, load, run
+from .workflow import PersonaRunResult, arun, load, run, run_demo
 
 __all__ = [
-    "run", "arun", "load", "check", "acheck", "run_checks", "import_config", "PersonaConfig", "PersonaDef",
+    "run", "arun", "load", "run_demo", "check", "acheck", "run_checks", "import_config", "PersonaConfig", "PersonaDef",
     "PersonaRunResult", "CheckThresholds", "BUILTIN_PERSONAS", "parse_persona_config",
 ]

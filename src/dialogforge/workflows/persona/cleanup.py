@@ -19,6 +19,7 @@ _ANSWER_LABELS = (
 )
 _QUESTION_LABELS = (
     "user", "question", "q", "follow-up question", "follow up question", "next question", "human",
+    "the next question", "my next question", "your next question", "rewritten question", "the rewritten question",
     "사용자", "질문", "유저", "用户", "问题", "質問", "ユーザー",
 )
 

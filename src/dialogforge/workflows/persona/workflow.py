@@ -216,3 +216,16 @@ def _resolve(config: Any, kwargs: dict) -> tuple[Engine, PersonaConfig]:
         raise ConfigError("persona run needs a config (a YAML path or a dict with a 'persona' section)")
     eng, pcfg2 = load(config, **eopts)
     return engine or eng, pcfg or pcfg2
+
+
+DEMO_CONFIG = Path(__file__).resolve().parents[4] / "examples" / "persona" / "demo.yaml"
+
+
+def run_demo(out_dir: str | os.PathLike = "demo-output", **kwargs: Any) -> PersonaRunResult:
+    """The persona demo on the embedded model (``examples/persona/demo.yaml``), writing under ``out_dir``:
+    ``persona/raw``, ``persona/filtered`` and the run store ``store.sqlite``."""
+    out = Path(out_dir)
+    if not DEMO_CONFIG.exists():
+        raise ConfigError(f"demo config not found: {DEMO_CONFIG} (the demo runs from a source checkout)")
+    kwargs.setdefault("store", out / "store.sqlite")
+    return run(DEMO_CONFIG, raw_dir=out / "persona" / "raw", filtered_dir=out / "persona" / "filtered", **kwargs)
