@@ -195,3 +195,14 @@ def test_import_realdata_config(tmp_path):
     assert cfg.quality.min_score == 3.0
     assert any("key_list" in s for s in skipped)  # the placeholder key name is reported, not silently used
     assert (tmp_path / "imported.yaml").read_text(encoding="utf-8").startswith("# dialogforge config imported")
+
+
+def test_overrides_are_checked_and_applied(tmp_path):
+    from dialogforge.workflows.persona.workflow import apply_overrides
+    cfg = parse_persona_config(_cfg(tmp_path), "c", tmp_path)
+    new = apply_overrides(cfg, limit=3, turns=(2, 4), personas=["medician"], min_score=4.0, judge=False,
+                          raw_dir=str(tmp_path / "r"))
+    assert new.seeds.limit == 3 and new.turns == (2, 4) and [p.name for p in new.personas] == ["medician"]
+    assert new.quality.min_score == 4.0 and not new.quality.judge and new.resolve(new.output.raw_dir) == tmp_path / "r"
+    with pytest.raises(TypeError, match="limits"):
+        apply_overrides(cfg, limits=3)

@@ -59,8 +59,15 @@ def load(config: str | os.PathLike | dict, *, base_url: str | None = None, model
     return engine, parse_persona_config(engine.config.extra.get("persona"), str(path), path.parent)
 
 
+OVERRIDES = ("seeds", "limit", "start", "shuffle_seed", "turns", "personas", "raw_dir", "filtered_dir", "min_score",
+             "judge", "concurrency", "rewrite_question")
+
+
 def apply_overrides(cfg: PersonaConfig, **over: Any) -> PersonaConfig:
     """Command-line knobs over the config. Paths given here are taken from the current directory."""
+    unknown = sorted(set(over) - set(OVERRIDES))
+    if unknown:
+        raise TypeError(f"unknown persona override(s): {', '.join(unknown)} (known: {', '.join(OVERRIDES)})")
     data = cfg.model_dump()
     data["base_dir"] = cfg.base_dir
     seeds = data["seeds"]
