@@ -73,9 +73,7 @@ class _Rejects:
 
 
 def default_rejects_path(output: str | os.PathLike) -> Path:
-    p = Path(output)
-    stem = p.name[: -len(p.suffix)] if p.suffix else p.name
-    return p.with_name(stem + ".rejects.jsonl")
+    return Path(output).with_name(_stem(output) + ".rejects.jsonl")
 
 
 def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str | os.PathLike, fmt: str, *,
