@@ -129,3 +129,10 @@ def repeated_question(lang: str) -> list[dict]:
     turns = list(CLEAN[lang])
     turns[2] = (REPEATED_QUESTION[lang], turns[2][1])
     return to_messages(turns)
+
+
+def parroting_user(lang: str) -> list[dict]:
+    """The simulated user's third message copies the second answer instead of asking something."""
+    turns = list(CLEAN[lang])
+    turns[2] = (turns[1][1], turns[2][1])
+    return to_messages(turns)

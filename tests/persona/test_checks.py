@@ -55,6 +55,13 @@ def test_repeated_question_is_caught(lang):
     assert (r["value"]["kind"], r["value"]["turn"], r["value"]["earlier"]) == ("question", 3, 1)
 
 
+@pytest.mark.parametrize("lang", S.LANGS)
+def test_user_parroting_the_answer_is_caught(lang):
+    r = check_echo(S.parroting_user(lang))
+    assert not r["passed"], r
+    assert r["value"]["kind"] == "user_parrot" and r["value"]["turn"] == 3
+
+
 def test_topic_words_repeated_in_questions_are_not_catchphrases():
     # every answer names the topic the user asked about: not a verbal tic
     topic = "the theory of general relativity"
@@ -111,3 +118,9 @@ def test_advisory_checks_are_recorded_but_do_not_filter():
     assert decide(checks) == (False, ["catchphrase"])
     assert decide(checks, ["catchphrase"]) == (True, [])
     assert not checks["catchphrase"]["passed"]  # still recorded as failed
+
+
+def test_a_follow_up_that_quotes_the_answer_is_not_parroting():
+    msgs = S.clean("en")
+    msgs[4] = {"role": "user", "content": "You mentioned Mount St. Helens in 1980; why did the side of the mountain blow out?"}
+    assert check_echo(msgs)["passed"]

@@ -8,7 +8,8 @@ thresholds apply to English, Korean, Japanese and Chinese.
 * ``catchphrase`` a phrase of several words (Han/Kana: several characters) recurs in too many answers.
                   Stretches an answer shares with a user question are topic words, not catchphrases.
 * ``shrinking``   later answers are much shorter than the first (length in non-space characters).
-* ``echo``        an answer too similar to the previous answer, or a question too similar to an earlier one
+* ``echo``        an answer too similar to the previous answer, a question too similar to an earlier one,
+                  or a question that copies the answer just given
                   (character n-gram Jaccard / containment of the text without spaces and punctuation).
 """
 from __future__ import annotations
@@ -49,6 +50,8 @@ class EchoThresholds(_Strict):
     question_jaccard: float = Field(0.6, ge=0, le=1)
     question_containment: float = Field(0.85, ge=0, le=1, description="the shorter question inside the other one")
     question_min_grams: int = Field(8, ge=1, description="containment only for questions with this many n-grams")
+    parrot_containment: float = Field(0.9, ge=0, le=1, description="a question made of the previous answer's text")
+    parrot_min_chars: int = Field(30, ge=1, description="... when the question has at least this many characters")
     min_chars: int = Field(12, ge=1, description="containment only applies when both texts have this many characters")
 
 
@@ -191,6 +194,13 @@ def repeats_a_question(new: str, earlier: list[str], t: EchoThresholds = EchoThr
     return False
 
 
+def parrots(question: str, previous_answer: str, t: EchoThresholds = EchoThresholds()) -> bool:
+    """True when a user question mostly copies the answer just given (the simulator parroting the persona)."""
+    if char_count(question) < t.parrot_min_chars:
+        return False
+    return containment(question, previous_answer) >= t.parrot_containment
+
+
 def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> dict:
     qs, answers = split_turns(messages)
     worst_a = 0.0
@@ -218,6 +228,11 @@ def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> di
                 return _result(False, f"question {i + 1} restates question {j + 1} (containment {con:.2f} >= "
                                f"{t.question_containment})",
                                {"kind": "question", "turn": i + 1, "earlier": j + 1, "containment": round(con, 3)})
+    for i in range(1, min(len(qs), len(answers) + 1)):
+        q, prev = qs[i], answers[i - 1]
+        if parrots(q, prev, t):
+            return _result(False, f"question {i + 1} parrots answer {i}",
+                           {"kind": "user_parrot", "turn": i + 1, "containment": round(containment(q, prev), 3)})
     return _result(True, f"max answer similarity {worst_a:.2f}, max question similarity {worst_q:.2f}",
                    {"answer_max": round(worst_a, 3), "question_max": round(worst_q, 3)})
 

@@ -14,7 +14,7 @@ from typing import Any, Callable
 
 from dialogforge.engine.errors import ItemFailed
 
-from .checks import repeats_a_question, run_checks
+from .checks import parrots, repeats_a_question, run_checks
 from .cleanup import clean_answer, clean_question
 from .config import PersonaConfig, PersonaDef
 from .judge import judge_check, judge_dialogue
@@ -91,10 +91,10 @@ class DialogueMaker:
             if turn > 1:
                 req = self.prompts.render("user_turn.j2", persona=persona, language=persona.language,
                                           questions=questions, history=history)
-                asked = list(questions)
+                asked, last_answer = list(questions), history[-1]["content"]
                 q, fixes = await self._ask(
                     ctx, "user", [{"role": "user", "content": req}], "user", clean_question,
-                    accept=lambda t: not repeats_a_question(t, asked, echo_t))
+                    accept=lambda t: not repeats_a_question(t, asked, echo_t) and not parrots(t, last_answer, echo_t))
                 if fixes:
                     cleanup_log.append({"turn": turn, "role": "user", "fixes": fixes})
             questions.append(q)
