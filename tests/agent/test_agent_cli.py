@@ -6,7 +6,6 @@ import os
 import subprocess
 import sys
 
-import pytest
 
 from agent_helpers import EXAMPLES, REPO, read_jsonl, shell_responder
 from dialogforge.testing.fake_server import FakeServer

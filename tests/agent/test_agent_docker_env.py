@@ -6,7 +6,6 @@ rm) really run. A real daemon is exercised by test_docker_environment when one i
 """
 from __future__ import annotations
 
-import os
 import sys
 
 import pytest

@@ -18,7 +18,6 @@ import tempfile
 import time
 from pathlib import Path
 
-from ..tasks import Task
 from .base import Environment, EnvError, EvalResult, ExecResult, _import, parse_eval_output
 
 _IGNORE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".pytest_cache")
