@@ -1,6 +1,7 @@
 """Instances x repeats x rounds: separate round files, no collapse, resume, export with zero invalid rows."""
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -151,3 +152,10 @@ def test_cli_round_flag_writes_its_own_folder(tmp_path):
         assert (tmp_path / "out" / "round_1" / "samples.jsonl").read_bytes() == first
         s2 = read_jsonl(tmp_path / "out" / "round_2" / "samples.jsonl")
         assert s2 and {s["round"] for s in s2} == {2} and {s["instance"] for s in s2} == {"median-fix"}
+    st = run_cli(["agent", "stats", str(tmp_path / "out"), "--json"])
+    assert st.returncode == 0, st.stderr
+    summary = json.loads(st.stdout)
+    assert list(summary) == ["round_1", "round_2"]
+    assert summary["round_2"] == {"rollouts": 1, "statuses": {"submitted": 1}, "success": 1, "mean_reward": 1.0,
+                                  "samples": len(s2)}
+    assert run_cli(["agent", "stats", str(tmp_path / "nothing")]).returncode == 2

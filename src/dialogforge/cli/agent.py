@@ -114,6 +114,27 @@ def register(app: typer.Typer) -> None:
         if failed:
             raise typer.Exit(1)
 
+    @agent_app.command("stats")
+    @friendly_errors
+    def stats_cmd(
+        out: Path = typer.Argument(Path("agent-output"), help="The --out folder of `agent run`."),
+        as_json: bool = typer.Option(False, "--json", help="Print the numbers as one JSON object."),
+    ) -> None:
+        """Per round: rollouts by status, successes, mean reward and samples, read from the index files."""
+        from ..workflows.agent.run import summarize
+        rounds = sorted(int(p.name.split("_", 1)[1]) for p in out.glob("round_*")
+                        if p.is_dir() and p.name.split("_", 1)[1].isdigit())
+        if not rounds:
+            raise ConfigError(f"{out}: no round_N folders (is this the --out folder of `agent run`?)")
+        summary = summarize(out, rounds)
+        if as_json:
+            typer.echo(json.dumps(summary))
+            return
+        for name, s in summary.items():
+            statuses = ", ".join(f"{k}: {v}" for k, v in sorted(s["statuses"].items())) or "none"
+            typer.echo(f"{name}: {s['rollouts']} rollouts ({statuses}), {s['success']} successful, "
+                       f"mean reward {s['mean_reward']}, {s['samples']} samples")
+
     @agent_app.command("import-tasks")
     @friendly_errors
     def import_cmd(
