@@ -217,3 +217,9 @@ def test_python_api_run_from_a_yaml_path(tmp_path):
         assert res.raw_path == tmp_path / "out" / "raw" / f"persona_raw_{DATE}.jsonl"
         assert res.summary["dialogues"] == 3 and len(F.read_jsonl(res.raw_path)) == 3
         assert res.filtered_path.parent == tmp_path / "out" / "ok"
+        # the records are what the formats module reads (for export to training formats)
+        from dialogforge.formats.readers import read_record
+        for rec in F.read_jsonl(res.raw_path):
+            conv = read_record(rec)
+            assert conv.system == rec["system"] and len(conv.messages) == 4
+            assert conv.metadata["score"] == rec["judge"]["score"] and conv.metadata["persona"] == rec["persona"]
