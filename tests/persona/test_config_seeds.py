@@ -206,3 +206,31 @@ def test_overrides_are_checked_and_applied(tmp_path):
     assert new.quality.min_score == 4.0 and not new.quality.judge and new.resolve(new.output.raw_dir) == tmp_path / "r"
     with pytest.raises(TypeError, match="limits"):
         apply_overrides(cfg, limits=3)
+
+
+def test_example_configs_validate():
+    from dialogforge.engine.config import load_config
+    for name in ("demo.yaml", "server.yaml"):
+        cfg = load_config(EXAMPLES / name)
+        pc = parse_persona_config(cfg.extra["persona"], name, EXAMPLES)
+        assert pc.resolve(pc.seeds.path).exists()
+    assert len(load_seeds(parse_persona_config(load_config(EXAMPLES / "server.yaml").extra["persona"], "s", EXAMPLES))) == 12
+
+
+def test_cli_import_config_and_personas(tmp_path):
+    from typer.testing import CliRunner
+    from dialogforge.cli.main import app
+    old = tmp_path / "old.yaml"
+    old.write_text(yaml.safe_dump({"multiturn_generation": {"model_name": "gpt-4o-mini", "persona_name": "medician",
+                                                            "target_turn": 4, "key_list": ["MY_KEY"]},
+                                   "json": {"inspiring_json_dir": "seeds.jsonl"}}))
+    r = CliRunner().invoke(app, ["persona", "import-config", str(old), "-o", str(tmp_path / "new.yaml")])
+    assert r.exit_code == 0, r.output
+    assert "mapped" in r.output and "[medician]" in r.output and "not mapped" in r.output
+    new = yaml.safe_load((tmp_path / "new.yaml").read_text())
+    assert new["endpoints"]["generator"]["base_url"] == "https://api.openai.com/v1"
+    assert new["endpoints"]["generator"]["api_key_env"] == ["MY_KEY"] and new["persona"]["turns"] == 4
+    r = CliRunner().invoke(app, ["persona", "personas"])
+    assert r.exit_code == 0 and all(n in r.output for n in ("neuroticism", "orbit", "historian_and_physician"))
+    r = CliRunner().invoke(app, ["persona", "import-config", str(tmp_path / "missing.yaml"), "-o", "x.yaml"])
+    assert r.exit_code == 2 and "not found" in r.output
