@@ -111,7 +111,9 @@ def test_cli_resume_after_kill_9(tmp_path):
         config = write_config(tmp_path, srv.base_url)
         out, store = tmp_path / "out", tmp_path / "store.sqlite"
         args = ["agent", "run", str(config), "--out", str(out), "--store", str(store), "-q"]
-        env = dict(os.environ, PYTHONPATH=str(REPO / "src"))
+        sandboxes = tmp_path / "sandboxes"  # a killed run cannot remove its sandboxes: keep them in tmp_path
+        sandboxes.mkdir()
+        env = dict(os.environ, PYTHONPATH=str(REPO / "src"), TMPDIR=str(sandboxes))
         proc = subprocess.Popen([sys.executable, "-m", "dialogforge.cli.main", *args], env=env,
                                 stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
         index = round_outputs(out, 1)["index"]
