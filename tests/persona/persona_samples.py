@@ -136,3 +136,12 @@ def parroting_user(lang: str) -> list[dict]:
     turns = list(CLEAN[lang])
     turns[2] = (turns[1][1], turns[2][1])
     return to_messages(turns)
+
+
+SHORT_TIC = {"en": "Well, well, well!", "ko": "알겠지?", "ja": "ですよね！", "zh": "懂了吧？"}
+
+
+def with_short_tic(lang: str) -> list[dict]:
+    """Every answer ends with the same short sentence (too short for the phrase n-grams)."""
+    sep = " " if lang in ("en", "ko") else ""
+    return to_messages([(q, f"{a}{sep}{SHORT_TIC[lang]}") for q, a in CLEAN[lang]])

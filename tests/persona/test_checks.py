@@ -6,7 +6,7 @@ import pytest
 
 from dialogforge.workflows.persona.checks import (CheckThresholds, check_catchphrase, check_echo, check_shrinking,
                                                   check_structure, decide, run_checks)
-from dialogforge.workflows.persona.text import char_count, dominant_script, jaccard, units, word_count
+from dialogforge.workflows.persona.text import char_count, dominant_script, jaccard, squash, units, word_count
 
 import persona_samples as S
 
@@ -31,6 +31,15 @@ def test_catchphrase_overuse_is_caught(lang):
     assert phrase in squashed_cp, (phrase, squashed_cp)
     others = run_checks(S.with_catchphrase(lang))
     assert others["echo"]["passed"] and others["shrinking"]["passed"]
+
+
+@pytest.mark.parametrize("lang", S.LANGS)
+def test_short_closing_tic_is_caught(lang):
+    r = check_catchphrase(S.with_short_tic(lang))
+    assert not r["passed"], r
+    # caught as a repeated closing sentence (or, in Japanese, as a phrase with the preceding verb ending)
+    assert squash(S.SHORT_TIC[lang]) in squash(r["value"][0]["phrase"])
+    assert r["value"][0]["answers"] >= 3
 
 
 @pytest.mark.parametrize("lang", S.LANGS)

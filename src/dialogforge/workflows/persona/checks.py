@@ -5,7 +5,8 @@ on messages in role/content form and are script-aware (see ``text.py``): the sam
 thresholds apply to English, Korean, Japanese and Chinese.
 
 * ``structure``   user/assistant turns alternate, nothing is empty, the dialogue ends with an answer.
-* ``catchphrase`` a phrase of several words (Han/Kana: several characters) recurs in too many answers.
+* ``catchphrase`` a phrase of several words (Han/Kana: several characters) recurs in too many answers,
+                  or so does an opening or closing sentence of any length (a short verbal tic).
                   Stretches an answer shares with a user question are topic words, not catchphrases.
 * ``shrinking``   later answers are much shorter than the first (length in non-space characters).
 * ``echo``        an answer too similar to the previous answer, a question too similar to an earlier one,
@@ -20,7 +21,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, Field
 
-from .text import char_count, containment, dominant_script, jaccard, units
+from .text import char_count, containment, dominant_script, jaccard, sentences, squash, units
 
 
 class _Strict(BaseModel):
@@ -34,6 +35,9 @@ class CatchphraseThresholds(_Strict):
     ngram_spaced: int = Field(4, ge=2, description="phrase length in words for Latin and similar scripts")
     ngram_hangul: int = Field(3, ge=2, description="phrase length in space-separated Korean words")
     ngram_dense: int = Field(6, ge=2, description="phrase length in characters for Chinese/Japanese")
+    edge_min_chars_spaced: int = Field(8, ge=1, description="a repeated opening/closing sentence counts from this "
+                                                            "many letters (Latin and similar scripts)")
+    edge_min_chars_cjk: int = Field(3, ge=1, description="... and from this many characters in Korean/Chinese/Japanese")
 
 
 class ShrinkThresholds(_Strict):
@@ -120,6 +124,22 @@ def _spans(seq: list[str], flagged: set[tuple[str, ...]], n: int) -> list[tuple[
     return out
 
 
+def _edge_repeats(answers: list[str], need: int, min_chars: int) -> list[dict]:
+    """Opening or closing sentences (of any length from ``min_chars``) shared by ``need`` or more answers."""
+    counts: Counter[tuple[str, str]] = Counter()
+    shown: dict[tuple[str, str], str] = {}
+    for a in answers:
+        sents = sentences(a)
+        keys = set()
+        for pos, sent in (("opening", sents[0]), ("closing", sents[-1])) if sents else ():
+            k = (pos, squash(sent))
+            if len(k[1]) >= min_chars:
+                keys.add(k)
+                shown.setdefault(k, sent)
+        counts.update(keys)
+    return [{"phrase": shown[k], "answers": c, "position": k[0]} for k, c in counts.most_common() if c >= need]
+
+
 def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = CatchphraseThresholds()) -> dict:
     qs, answers = split_turns(messages)
     if len(answers) < t.min_answers:
@@ -137,6 +157,11 @@ def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = Catchphra
     need = max(t.min_answers, math.floor(t.max_answer_share * len(answers)) + 1)
     flagged = {g for g, c in counts.items() if c >= need}
     if not flagged:
+        edges = _edge_repeats(answers, need, t.edge_min_chars_spaced if script == "spaced" else t.edge_min_chars_cjk)
+        if edges:
+            e = edges[0]
+            return _result(False, f"{e['position']} sentence {e['phrase']!r} recurs in {e['answers']} of "
+                                  f"{len(answers)} answers (limit {need - 1})", edges[:3])
         top = counts.most_common(1)
         most = top[0][1] if top else 0
         return _result(True, f"no {n}-unit phrase in more than {need - 1} of {len(answers)} answers (max {most})", [])
