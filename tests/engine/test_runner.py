@@ -191,3 +191,24 @@ def test_cli_reports_bad_config_and_unreachable_server_in_one_line(tmp_path):
                             "http://127.0.0.1:9/v1", "--model", "m"), env=env, capture_output=True, text=True,
                        timeout=60)
     assert r.returncode == 2 and "unreachable" in r.stderr and "Traceback" not in r.stderr
+
+
+async def test_memo_replays_values_when_an_item_runs_again(tmp_path):
+    import random
+    seen = []
+
+    async def process(item, ctx):
+        v = ctx.memo("roll", random.random())
+        seen.append(v)
+        if len(seen) == 1:
+            raise ItemFailed("crash after recording")
+        return {"id": ctx.item_id, "roll": v}
+
+    async with FakeServer() as srv:
+        eng = make_engine(srv, tmp_path)
+        items = [("a", {"prompt": "x"})]
+        await eng.run(name="t", items=items, process=process, output=tmp_path / "o.jsonl", progress=False)
+        await eng.run(name="t", items=items, process=process, output=tmp_path / "o.jsonl", progress=False,
+                      retry_failed=True)
+        await eng.aclose()
+    assert len(seen) == 2 and seen[0] == seen[1]

@@ -46,6 +46,15 @@ class ItemContext:
         return await llm.chat(messages, purpose=purpose, sample=sample, run_id=self.run_id,
                               item_id=self.item_id, use_cache=self.use_cache, **kwargs)
 
+    def memo(self, key: str, value: Any) -> Any:
+        """Record a value this item computed outside the model (a tool's output, a timing), or,
+        when the item runs again after a crash, return the value recorded the first time.
+
+        Multi-turn items replay from the cache only while each request is identical to the
+        first run's; an observation that differs on replay (a timing, a temp path) would break
+        that. Passing it through ``memo`` keeps the replayed conversation identical."""
+        return self.engine.store.memo(self.run_id, self.item_id, key, value)
+
 
 ProcessFn = Callable[[dict, ItemContext], Awaitable[Any]]
 

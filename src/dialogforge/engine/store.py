@@ -58,6 +58,13 @@ CREATE TABLE IF NOT EXISTS calls (
 );
 CREATE INDEX IF NOT EXISTS calls_key ON calls (cache_key) WHERE response IS NOT NULL;
 CREATE INDEX IF NOT EXISTS calls_run ON calls (run_id, item_id);
+CREATE TABLE IF NOT EXISTS memos (
+    run_id TEXT NOT NULL,
+    item_id TEXT NOT NULL,
+    key TEXT NOT NULL,
+    value BLOB NOT NULL,
+    PRIMARY KEY (run_id, item_id, key)
+);
 CREATE TABLE IF NOT EXISTS files (
     path TEXT PRIMARY KEY,
     size INTEGER NOT NULL
@@ -98,6 +105,7 @@ class RunStore:
         self._pending_files: dict[str, int] = {}
         self._pending_calls: list[tuple] = []
         self._pending_responses: dict[str, dict] = {}
+        self._pending_memos: dict[tuple[str, str, str], Any] = {}
         self._flush_scheduled = False
 
     def close(self) -> None:
@@ -157,6 +165,19 @@ class RunStore:
                    "request": orjson.loads(r[5]) if r[5] else None, "response": orjson.loads(r[6]) if r[6] else None,
                    "prompt_tokens": r[7], "completion_tokens": r[8], "latency": r[9], "attempt": r[10], "error": r[11]}
 
+    # --- memos: values an item recorded, replayed when it runs again ------------------------
+    def memo(self, run_id: str, item_id: str, key: str, value: Any) -> Any:
+        """The value recorded under key for this item, or record `value` and return it."""
+        k = (run_id, item_id, key)
+        if k in self._pending_memos:
+            return self._pending_memos[k]
+        row = self.db.execute("SELECT value FROM memos WHERE run_id=? AND item_id=? AND key=?", k).fetchone()
+        if row is not None:
+            return orjson.loads(row[0])
+        self._pending_memos[k] = value
+        self._schedule()
+        return value
+
     # --- runs and items ------------------------------------------------------------------
     def begin_run(self, run_id: str, name: str, outputs: dict[str, str], command: str | None) -> None:
         now = time.time()
@@ -201,10 +222,11 @@ class RunStore:
         commit. Items' lines are written before their commit; a crash in between leaves an
         uncommitted tail that the next run cuts off, and the item runs again from the cache."""
         self._flush_scheduled = False
-        if not self._pending and not self._pending_calls:
+        if not self._pending and not self._pending_calls and not self._pending_memos:
             return
         items, files, calls = self._pending, self._pending_files, self._pending_calls
         self._pending, self._pending_files, self._pending_calls = [], {}, []
+        memos, self._pending_memos = self._pending_memos, {}
         responses, self._pending_responses = self._pending_responses, {}
         db = self.db
         db.execute("BEGIN")
@@ -216,6 +238,9 @@ class RunStore:
                     " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", calls)
                 if self._keys is not None:
                     self._keys.update(responses)
+            if memos:
+                db.executemany("INSERT OR IGNORE INTO memos (run_id, item_id, key, value) VALUES (?,?,?,?)",
+                               [(*k, orjson.dumps(v)) for k, v in memos.items()])
             db.executemany(
                 "INSERT INTO items (run_id, item_id, status, error, records, updated_at) VALUES (?,?,?,?,?,?)"
                 " ON CONFLICT(run_id, item_id) DO UPDATE SET status=excluded.status, error=excluded.error,"

@@ -15,7 +15,7 @@ from typing import Any, Awaitable, Callable
 from .actions import Action, FormatError, bash_tools, parse_shell_reply, parse_tool_calls
 from .config import AgentConfig, Price
 from .context import ContextManager, TokenCounter
-from .envs.base import Environment, EnvError, EvalResult
+from .envs.base import Environment, EnvError, EvalResult, ExecResult
 from .prompts import Prompts
 from .reward import compute_reward
 from .tasks import Task
@@ -75,7 +75,7 @@ class RolloutResult:
 class Rollout:
     def __init__(self, task: Task, cfg: AgentConfig, env: Environment, chat: ChatFn, *, sample: int = 0,
                  prompts: Prompts | None = None, counter: TokenCounter | None = None, price: Price | None = None,
-                 eval_slots: asyncio.Semaphore | None = None):
+                 eval_slots: asyncio.Semaphore | None = None, memo: Callable[[str, Any], Any] | None = None):
         self.task = task
         self.cfg = cfg
         self.env = env
@@ -89,6 +89,9 @@ class Rollout:
         self.cm = ContextManager(cfg.context, self.prompts, self.counter, self._aux_call)
         self.step = 0
         self.eval_slots = eval_slots  # shared by concurrent rollouts: measurements are not disturbed
+        # engine memo: a rollout resumed after a crash re-runs its commands (to rebuild the workspace)
+        # but shows the model the outputs it saw the first time, so every earlier call is a cache hit
+        self.memo = memo
 
     # -- model calls ----------------------------------------------------------------------------
     def _spent_tokens(self) -> int:
@@ -145,6 +148,9 @@ class Rollout:
         if self.cfg.limits.wall_time_s is not None:
             timeout = max(1.0, min(timeout, self.cfg.limits.wall_time_s - (time.monotonic() - t0)))
         ex = await self.env.execute(action.command, timeout=timeout)
+        if self.memo is not None:
+            seen = self.memo(f"exec:{self.step}:{len(self.res.observations)}", ex.to_dict())
+            ex = ExecResult(**seen)
         shown, info = await self.cm.prepare_observation(ex.output, self.step, self.task.problem_statement)
         self.res.observations.append({"step": self.step, "command": action.command, "returncode": ex.returncode,
                                       "output": ex.output, "duration": round(ex.duration, 4), "timed_out": ex.timed_out,

@@ -90,7 +90,7 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
         async with workers:
             env = make_environment(cfg.environment, task)
             res = await Rollout(task, cfg, env, ctx.chat, sample=sample_seed(r, k), prompts=prompts,
-                                counter=counter, price=price, eval_slots=eval_slots).run()
+                                counter=counter, price=price, eval_slots=eval_slots, memo=ctx.memo).run()
         samples = sample_records(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)
         return {"samples": samples,
                 "trajectories": [trajectory_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)],
