@@ -131,6 +131,21 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]not mapped[/]  {escape(s)}", highlight=False)
         console.print(f"wrote {output}", highlight=False)
 
+    @persona_app.command("demo")
+    @friendly_errors
+    def demo_cmd(out_dir: Path = typer.Option(Path("demo-output"), "--out", help="Where the demo writes."),
+                 quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
+        """Persona dialogues offline on the embedded model (examples/persona/demo.yaml)."""
+        from ..workflows.persona.workflow import run_demo
+        console.print("[bold]persona demo[/]: 6 seeds x 3 turns on the embedded SmolLM2-135M model "
+                      "(weak text; the checks show what they catch)", highlight=False)
+        res = run_demo(out_dir, progress=not quiet, console=console)
+        s = res.summary
+        console.print(f"{s['dialogues']} dialogues, {s['kept']} kept, {s['dropped']} dropped "
+                      f"({', '.join(f'{k}: {v}' for k, v in s['dropped_by_reason'].items()) or 'none'})", highlight=False)
+        console.print(f"raw: {res.raw_path}\nfiltered: {res.filtered_path}\nsummary: {res.summary_path}",
+                      highlight=False)
+
     @persona_app.command("personas")
     def personas_cmd() -> None:
         """List the built-in personas (usable by name under persona.personas)."""
