@@ -234,3 +234,10 @@ def test_cli_import_config_and_personas(tmp_path):
     assert r.exit_code == 0 and all(n in r.output for n in ("neuroticism", "orbit", "historian_and_physician"))
     r = CliRunner().invoke(app, ["persona", "import-config", str(tmp_path / "missing.yaml"), "-o", "x.yaml"])
     assert r.exit_code == 2 and "not found" in r.output
+
+
+def test_alpaca_input_is_appended_to_the_question(tmp_path):
+    _seeds(tmp_path, [{"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+                      {"instruction": "Name a colour.", "input": "", "output": "Blue"}])
+    seeds = load_seeds(parse_persona_config(_cfg(tmp_path), "c", tmp_path))
+    assert [s["instruction"] for _, s in seeds] == ["Translate to French.\n\nGood morning", "Name a colour."]

@@ -1,7 +1,7 @@
 """Seeds -> dialogue items.
 
-A seed is one single-turn QA pair (``instruction`` / ``output``; other names are
-mapped with ``seeds.fields``).  Every other field (id, url, ...) is kept as
+A seed is one single-turn QA pair (``instruction`` / ``output``, plus Alpaca's optional
+``input``, appended to the question; other names are mapped with ``seeds.fields``).  Every other field (id, url, ...) is kept as
 provenance.  A seed's id is its ``id_field`` (or ``id``/``_id``/``uid``) when it
 has one, else a hash of its question, so the same seed keeps its id when the file
 is reordered or grows.  A dialogue's id is ``<seed id>:<persona name>``.
@@ -53,7 +53,11 @@ def load_seeds(cfg: PersonaConfig, path: str | Path | None = None) -> list[tuple
         prov["instruction"] = row["instruction"]
         prov["seed_id"] = sid
         prov["file"] = p.name
-        seeds.append((sid, {"instruction": row["instruction"].strip(), "output": row["output"].strip(), "provenance": prov}))
+        question = row["instruction"].strip()
+        extra_input = row.get(fields.get("input", "input"))
+        if isinstance(extra_input, str) and extra_input.strip():  # Alpaca's optional context
+            question = f"{question}\n\n{extra_input.strip()}"
+        seeds.append((sid, {"instruction": question, "output": row["output"].strip(), "provenance": prov}))
     if dup:
         log.warning("%s: skipped %d duplicate seed(s)", p, dup)
     if sc.shuffle_seed is not None:
