@@ -238,6 +238,8 @@ def test_cli_import_config_and_personas(tmp_path):
 
 def test_alpaca_input_is_appended_to_the_question(tmp_path):
     _seeds(tmp_path, [{"instruction": "Translate to French.", "input": "Good morning", "output": "Bonjour"},
+                      {"instruction": "Translate to French.", "input": "Thank you", "output": "Merci"},
                       {"instruction": "Name a colour.", "input": "", "output": "Blue"}])
     seeds = load_seeds(parse_persona_config(_cfg(tmp_path), "c", tmp_path))
-    assert [s["instruction"] for _, s in seeds] == ["Translate to French.\n\nGood morning", "Name a colour."]
+    assert [s["instruction"] for _, s in seeds] == ["Translate to French.\n\nGood morning",
+                                                   "Translate to French.\n\nThank you", "Name a colour."]

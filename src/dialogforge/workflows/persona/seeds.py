@@ -42,8 +42,12 @@ def load_seeds(cfg: PersonaConfig, path: str | Path | None = None) -> list[tuple
                 theirs = fields[ours]
                 raise InputError(f"{p}: seed {iid!r}: field {theirs!r} ({ours}) is missing or empty "
                                  f"(fields present: {', '.join(sorted(row))}; map names with persona.seeds.fields)")
+        question = row["instruction"].strip()
+        extra_input = row.get(fields.get("input", "input"))
+        if isinstance(extra_input, str) and extra_input.strip():  # Alpaca's optional context
+            question = f"{question}\n\n{extra_input.strip()}"
         has_id = (sc.id_field and row.get(sc.id_field) is not None) or any(row.get(k) is not None for k in ("id", "_id", "uid"))
-        sid = str(iid) if has_id else "s" + _hash(row["instruction"].strip())
+        sid = str(iid) if has_id else "s" + _hash(question)
         if sid in seen:
             dup += 1
             continue
@@ -53,10 +57,6 @@ def load_seeds(cfg: PersonaConfig, path: str | Path | None = None) -> list[tuple
         prov["instruction"] = row["instruction"]
         prov["seed_id"] = sid
         prov["file"] = p.name
-        question = row["instruction"].strip()
-        extra_input = row.get(fields.get("input", "input"))
-        if isinstance(extra_input, str) and extra_input.strip():  # Alpaca's optional context
-            question = f"{question}\n\n{extra_input.strip()}"
         seeds.append((sid, {"instruction": question, "output": row["output"].strip(), "provenance": prov}))
     if dup:
         log.warning("%s: skipped %d duplicate seed(s)", p, dup)
