@@ -3,8 +3,8 @@
 About the model: SmolLM2-135M-Instruct is tiny (135M parameters, 4-bit weights, ~100 MB). It is here
 so that a new user sees the whole pipeline produce real output in minutes, with no server, no API key
 and no network. Its text is weak: short, often off-topic or repetitive, with shaky facts. As a judge
-or scorer it is not worth trusting; its scores are close to noise. JSON output is always well-formed
-(a grammar forces it), but the values inside are only as good as the model. Point the engine at a real
+or scorer it is not worth trusting; its scores are close to noise. JSON output follows the schema
+(a grammar forces it) unless max_tokens cuts it off, and the values inside are only as good as the model. Point the engine at a real
 endpoint (vLLM, SGLang, llama.cpp, an API) for data you intend to train on.
 
 How it works:
