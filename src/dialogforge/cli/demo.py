@@ -38,7 +38,11 @@ def register(app: typer.Typer) -> None:
         train = out_dir / "llamafactory" / "persona_sharegpt.jsonl"
         rep = export(res.filtered_path, train, "sharegpt", dataset_info=train.parent / "dataset_info.json",
                      dataset_name="dialogforge_persona_demo")
-        console.print(f"      LLaMA-Factory  {train} ({rep.written} rows, {sum(rep.rejected.values())} rejected) "
-                      f"+ dataset_info.json", highlight=False)
+        if rep.written:
+            console.print(f"      LLaMA-Factory  {train} ({rep.written} rows, {sum(rep.rejected.values())} rejected) "
+                          f"+ dataset_info.json", highlight=False)
+        else:
+            console.print("      LLaMA-Factory  no dialogue passed the checks this time, so nothing was exported "
+                          "(an empty dataset is not registered in dataset_info.json)", highlight=False)
         html, _ = report(res.raw_path, out_dir / "persona_report.html", title="dialogforge demo: persona dialogues")
         console.print(f"      report         {html}", highlight=False)
