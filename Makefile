@@ -38,7 +38,7 @@ test: $(TEST_STAMP)
 	$(PY) -m pytest -q
 
 bench: $(TEST_STAMP)
-	$(PY) benchmarks/engine_throughput.py
+	$(PY) benchmarks/engine_throughput.py --n 5000 --concurrency 256 --latency 0.1 --repeat 5
 
 clean:
 	rm -rf $(VENV) .dialogforge demo-output
