@@ -2,66 +2,13 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
 import orjson
 
 from ..engine.errors import InputError
-
-
-@dataclass(slots=True)
-class Line:
-    """One input row: its 0-based index among the file's rows, its 1-based line number
-    (None for an element of a JSON list), and the parsed object (or `error` when the
-    line is not a JSON object)."""
-
-    index: int
-    lineno: int | None
-    record: dict[str, Any] | None
-    error: str | None = None
-
-
-def iter_lines(path: str | os.PathLike) -> Iterator[Line]:
-    """Rows of a JSONL file (streamed) or of a JSON list file (loaded: LLaMA-Factory's
-    own files are JSON lists). Blank lines are skipped and do not count as rows."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"input file not found: {p}")
-    if p.suffix.lower() == ".json":
-        with p.open("rb") as f:
-            is_list = f.read(256).lstrip().startswith(b"[")
-        if is_list:
-            yield from _iter_json_list(p)
-            return
-    index = 0
-    with p.open("rb") as f:
-        for lineno, raw in enumerate(f, 1):
-            if not raw.strip():
-                continue
-            try:
-                rec = orjson.loads(raw)
-            except orjson.JSONDecodeError as e:
-                yield Line(index, lineno, None, f"invalid JSON: {e}")
-            else:
-                yield _line(index, lineno, rec)
-            index += 1
-
-
-def _line(index: int, lineno: int | None, rec: Any) -> Line:
-    if isinstance(rec, dict):
-        return Line(index, lineno, rec)
-    return Line(index, lineno, None, f"expected a JSON object, got {type(rec).__name__}")
-
-
-def _iter_json_list(p: Path) -> Iterator[Line]:
-    try:
-        data = orjson.loads(p.read_bytes())
-    except orjson.JSONDecodeError as e:
-        raise InputError(f"{p}: not valid JSON ({e})") from None
-    for i, rec in enumerate(data):
-        yield _line(i, None, rec)
+from ..engine.io import Line, iter_lines  # noqa: F401  (the one reader, shared with the engine)
 
 
 class JsonlWriter:
