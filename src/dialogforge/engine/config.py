@@ -157,19 +157,23 @@ def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
     return cfg
 
 
-def load_config(path: str | os.PathLike | None) -> Config:
-    if path is None:
-        return Config()
+def read_yaml(path: str | os.PathLike) -> Any:
+    """A YAML file's content; a missing file or a syntax error is a ConfigError naming file:line."""
     p = Path(path)
     if not p.exists():
         raise ConfigError(f"config file not found: {p}")
     try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
+        return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark else str(p)
         raise ConfigError(f"invalid YAML in {where}: {getattr(e, 'problem', e)}") from None
-    return parse_config(data, str(p))
+
+
+def load_config(path: str | os.PathLike | None) -> Config:
+    if path is None:
+        return Config()
+    return parse_config(read_yaml(path), str(path))
 
 
 def with_overrides(cfg: Config, *, base_url: str | None = None, model: str | None = None,

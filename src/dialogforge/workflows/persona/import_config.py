@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from dialogforge.engine.config import read_yaml
 from dialogforge.engine.errors import ConfigError
 
 from .personas import BUILTIN_PERSONAS
@@ -50,12 +51,7 @@ def import_config(old: str | os.PathLike | dict, new_path: str | os.PathLike | N
         data, src, old_dir = old, "<dict>", Path.cwd()
     else:
         p = Path(old)
-        if not p.exists():
-            raise ConfigError(f"config file not found: {p}")
-        try:
-            data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-        except yaml.YAMLError as e:
-            raise ConfigError(f"invalid YAML in {p}: {e}") from None
+        data = read_yaml(p)
         src, old_dir = str(p), p.parent
     if not isinstance(data, dict):
         raise ConfigError(f"{src}: the top level must be a mapping")
