@@ -63,3 +63,18 @@ def test_generate_section_maps_fields_and_names_bad_ones(tmp_path):
     p.write_text("generate:\n  n: many\n")
     with pytest.raises(ConfigError, match="generate.n"):
         options_from_config(Engine(load_config(p)))
+
+
+def test_keys_come_from_a_dotenv_file_too(tmp_path, monkeypatch):
+    import dialogforge.engine.config as config_mod
+    from dialogforge.engine.config import EndpointConfig
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(config_mod, "_dotenv_loaded", False)
+    monkeypatch.delenv("DOTENV_TEAM_API_KEY", raising=False)
+    (tmp_path / ".env").write_text("DOTENV_TEAM_API_KEY=from-dotenv\n")
+    ep = EndpointConfig(base_url="http://x", model="m", key_names=["DOTENV_TEAM"])
+    try:
+        assert ep.resolve_keys() == ["from-dotenv"]
+    finally:
+        import os
+        os.environ.pop("DOTENV_TEAM_API_KEY", None)

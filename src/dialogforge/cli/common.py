@@ -21,17 +21,8 @@ KeyEnvOpt = typer.Option(None, "--api-key-env", help="Environment variable that 
 StoreOpt = typer.Option(None, "--store", help="Run store (SQLite). Default: .dialogforge/store.sqlite or $DIALOGFORGE_HOME.")
 
 
-def load_dotenv_once() -> None:
-    try:
-        from dotenv import load_dotenv
-    except ImportError:
-        return
-    load_dotenv(Path.cwd() / ".env", override=False)
-
-
 def make_engine(config: Optional[Path], base_url: Optional[str], model: Optional[str], api_key_env: Optional[str],
                 store: Optional[Path], roles: list[str] | None = None) -> Engine:
-    load_dotenv_once()
     return Engine.load(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store, roles=roles)
 
 

@@ -85,9 +85,9 @@ class EndpointConfig(BaseModel):
         return names
 
     def resolve_keys(self) -> list[str | None]:
-        """The API keys, read from the environment (a `.env` file is loaded by the CLI).
-
-        Returns [None] when no key is configured (local servers need none)."""
+        """The API keys, read from the environment or a `.env` file in the working directory
+        (the environment wins). Returns [None] when no key is configured (local servers need none)."""
+        _load_dotenv_once()
         names = self.key_env_names()
         if not names:
             default = os.environ.get("OPENAI_API_KEY") if self.backend == "openai" else None
@@ -103,6 +103,18 @@ class EndpointConfig(BaseModel):
         if not keys:
             raise ConfigError(f"no API key found: set the environment variable(s) {', '.join(missing)}")
         return keys
+
+
+_dotenv_loaded = False
+
+
+def _load_dotenv_once() -> None:
+    global _dotenv_loaded
+    if _dotenv_loaded:
+        return
+    _dotenv_loaded = True
+    from dotenv import load_dotenv
+    load_dotenv(Path.cwd() / ".env", override=False)
 
 
 class Config(BaseModel):
