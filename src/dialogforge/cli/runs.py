@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import sys
 from pathlib import Path
 from typing import Optional
 
@@ -12,7 +13,7 @@ from rich.table import Table
 from ..engine import DialogforgeError, RunStore
 from .common import StoreOpt, friendly_errors
 
-out = Console()
+out = Console() if sys.stdout.isatty() else Console(width=200)  # piped: don't fold rows at 80 columns
 
 
 def _when(ts: float) -> str:
@@ -33,7 +34,7 @@ def register(app: typer.Typer) -> None:
         table = Table(title=f"runs in {st.path}")
         table.add_column("run", no_wrap=True)
         for col in ("workflow", "status", "done", "failed", "updated"):
-            table.add_column(col)
+            table.add_column(col, no_wrap=True)
         table.add_column("output", overflow="fold")
         for r in st.runs():
             table.add_row(r.run_id, r.name, r.status, str(r.done), str(r.failed), _when(r.updated_at),
