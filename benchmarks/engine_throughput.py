@@ -15,7 +15,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import subprocess
 import sys
 import tempfile
@@ -158,8 +157,8 @@ def main() -> None:
 
     base = rows["bare aiohttp + semaphore (uvloop)"]
     print(f"\nN={n}, concurrency={conc}, server latency={args.latency * 1000:.0f} ms, {os.cpu_count()} cores\n")
-    print(f"| client | items/s | vs bare aiohttp (uvloop) | client CPU per item |")
-    print(f"|---|---:|---:|---:|")
+    print("| client | items/s | vs bare aiohttp (uvloop) | client CPU per item |")
+    print("|---|---:|---:|---:|")
     for name, r in rows.items():
         ips = n / r["wall"]
         print(f"| {name} | {ips:,.0f} | {ips / (n / base['wall']):.2f}x | {r['cpu'] / n * 1000:.2f} ms |")

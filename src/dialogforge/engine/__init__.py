@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-from pathlib import Path
 from typing import Any, Iterable
 
 from rich.console import Console
@@ -22,7 +21,7 @@ from .types import ChatResponse, Usage
 __all__ = [
     "Engine", "ItemContext", "RunResult", "ChatResponse", "Usage", "Config", "EndpointConfig", "RunStore",
     "read_items", "count_items", "load_config", "ItemFailed", "DialogforgeError", "ConfigError", "InputError",
-    "APIError", "StructuredOutputError",
+    "APIError", "APIConnectionError", "APIStatusError", "NotFoundError", "StructuredOutputError",
 ]
 
 EMBEDDED_ENDPOINT = "embedded"

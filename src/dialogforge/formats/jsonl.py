@@ -3,12 +3,14 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Iterable, Iterator
+from typing import Any, Iterable
 
 import orjson
 
 from ..engine.errors import InputError
-from ..engine.io import Line, iter_lines  # noqa: F401  (the one reader, shared with the engine)
+from ..engine.io import Line, iter_lines  # the one row reader, shared with the engine
+
+__all__ = ["Line", "iter_lines", "JsonlWriter", "expand_inputs"]
 
 
 class JsonlWriter:

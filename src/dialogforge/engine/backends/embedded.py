@@ -69,6 +69,17 @@ def default_model_path() -> str:
                       f"install it with `{INSTALL_HINT}`, or configure an endpoint with a base_url")
 
 
+def available() -> bool:
+    """Whether the embedded model can run here: xllamacpp importable and the GGUF installed."""
+    if importlib.util.find_spec("xllamacpp") is None:
+        return False
+    try:
+        default_model_path()
+    except ConfigError:
+        return False
+    return True
+
+
 def _default_threads() -> int:
     try:
         cpus = len(os.sched_getaffinity(0))
