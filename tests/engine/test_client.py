@@ -87,7 +87,8 @@ async def test_keys_rotate_and_never_reach_the_store(tmp_path, monkeypatch):
         await asyncio.gather(*(eng.chat([{"role": "user", "content": f"q{i}"}]) for i in range(20)))
         await eng.aclose()
     assert srv.keys_seen["sk-secret-aaaa"] >= 9 and srv.keys_seen["sk-secret-bbbb"] >= 9
-    eng.store.flush()
+    eng.store.drain()
+    assert sum(1 for _ in eng.store.db.execute('SELECT 1 FROM calls')) >= 21  # the calls are there
     raw = b"".join(p.read_bytes() for p in tmp_path.glob("store.sqlite*"))
     assert b"sk-secret" not in raw
 

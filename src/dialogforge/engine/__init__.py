@@ -123,6 +123,7 @@ class Engine:
         return asyncio.run(main())
 
     async def aclose(self) -> None:
+        self.store.drain()
         for llm in self._llms.values():
             await llm.backend.aclose()
         self._llms.clear()

@@ -121,9 +121,13 @@ class OutputFiles:
             if fh is None:
                 raise DialogforgeError(f"the workflow wrote to an unknown output {name!r} (known: {', '.join(self.handles)})")
             fh.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY) for r in recs))
-            fh.flush()
             sizes[str(self.paths[name])] = fh.tell()
         return sizes
+
+    def flush(self) -> None:
+        """Called by the store before each group commit, so the lines land before the commit."""
+        for fh in self.handles.values():
+            fh.flush()
 
     def close(self) -> None:
         for fh in self.handles.values():
@@ -150,9 +154,11 @@ async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dic
     primary = next(iter(outputs))
     rid = run_id or run_id_for(name, outputs)
     store = engine.store
+    store.drain()
     store.begin_run(rid, name, {k: str(v) for k, v in outputs.items()}, " ".join(sys.argv))
     statuses = store.item_statuses(rid)
     files = OutputFiles(store, outputs, console)
+    store.before_commit.append(files.flush)
     result = RunResult(run_id=rid, outputs=outputs, failures_path=_failures_path(outputs[primary]))
     prog = RunProgress(name, total, engine.stats, console, enabled=progress)
     sem = Gate(concurrency)
@@ -210,7 +216,8 @@ async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dic
         for t in tasks:
             t.cancel()
         prog.stop()
-        store.flush()
+        store.drain()
+        store.before_commit.remove(files.flush)
         files.close()
         _write_failures(store, rid, result.failures_path)
         store.end_run(rid, status)

@@ -14,7 +14,7 @@ import sqlite3
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import orjson
 
@@ -107,10 +107,15 @@ class RunStore:
         self._pending_responses: dict[str, dict] = {}
         self._pending_memos: dict[tuple[str, str, str], Any] = {}
         self._flush_scheduled = False
+        self.before_commit: list[Callable[[], None]] = []  # e.g. flush output files: lines land before commits
 
     def close(self) -> None:
         self.flush()
         self.db.close()
+
+    def drain(self) -> None:
+        """Commit everything queued now (run start and end)."""
+        self.flush()
 
     # --- calls -------------------------------------------------------------------------
     def lookup(self, cache_key: str) -> dict | None:
@@ -218,12 +223,17 @@ class RunStore:
         """Group commit: queued calls, then finished items and file sizes, in one transaction.
 
         It runs on the event-loop turn after the first queued entry, so a response is durable
-        within a turn of its arrival while a busy loop still batches hundreds of rows per
-        commit. Items' lines are written before their commit; a crash in between leaves an
-        uncommitted tail that the next run cuts off, and the item runs again from the cache."""
+        within a turn of its arrival while a busy loop still batches several rows per
+        commit. Output files are flushed first (``before_commit``), so an item's lines reach the
+        file before the commit that marks it done; a crash in between leaves an uncommitted
+        tail that the next run cuts off, and the item runs again from the cache. The commit runs
+        inline on the loop thread: a writer thread was tried and measured, and it let commits
+        lag behind arrivals under load, widening the window in which a kill loses answers."""
         self._flush_scheduled = False
         if not self._pending and not self._pending_calls and not self._pending_memos:
             return
+        for hook in self.before_commit:
+            hook()
         items, files, calls = self._pending, self._pending_files, self._pending_calls
         self._pending, self._pending_files, self._pending_calls = [], {}, []
         memos, self._pending_memos = self._pending_memos, {}
