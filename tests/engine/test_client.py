@@ -182,3 +182,27 @@ async def test_unreachable_endpoint_is_one_clear_error(tmp_path):
     with pytest.raises(ConfigError, match="unreachable"):
         await eng.preflight(["generator"])
     await eng.aclose()
+
+
+async def test_timeouts_are_retried_then_reported(tmp_path):
+    from dialogforge.engine.errors import APITimeoutError
+    async with FakeServer(latency=0.5) as srv:
+        eng = engine_for(srv, tmp_path, timeout=0.1, max_retries=1)
+        with pytest.raises(APITimeoutError):
+            await eng.chat(USER)
+        await eng.aclose()
+    assert srv.count == 2  # the first try and one retry
+
+
+async def test_tpm_bucket_paces_tokens_per_key(tmp_path):
+    long_answer = " ".join(["word"] * 250)  # the server counts ~251 completion tokens
+    async with FakeServer(responder=lambda body: long_answer) as srv:
+        # 6,000 tokens a minute = 100/s with a 1,000-token burst; each call is estimated at ~280 tokens
+        # before it is sent and charged its real usage after, so six calls need ~1,500 tokens
+        eng = engine_for(srv, tmp_path, tpm=6000)
+        t0 = time.monotonic()
+        await asyncio.gather(*(eng.chat([{"role": "user", "content": f"q{i}"}], max_tokens=250) for i in range(6)))
+        elapsed = time.monotonic() - t0
+        await eng.aclose()
+    assert srv.count == 6
+    assert elapsed >= 4.0  # ~500 tokens beyond the burst, refilled at 100 tokens/s

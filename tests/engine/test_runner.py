@@ -167,6 +167,8 @@ def test_cli_generate_runs_and_show(tmp_path):
                                 "--n", "2", "--system", "Be brief.", "--max-tokens", "20"),
                            env=env, capture_output=True, text=True, timeout=60)
         assert r.returncode == 0, r.stderr
+        progress = " ".join(r.stderr.split())  # not a terminal: a plain progress line, no live bar
+        assert "generate: 4/4 done" in progress and "items/s" in progress and "tok/s" in progress
         assert srv.requests[0]["messages"][0] == {"role": "system", "content": "Be brief."}
         assert srv.requests[0]["max_tokens"] == 20
     rows = [json.loads(l) for l in out.read_text().splitlines()]
