@@ -206,3 +206,14 @@ async def test_tpm_bucket_paces_tokens_per_key(tmp_path):
         await eng.aclose()
     assert srv.count == 6
     assert elapsed >= 4.0  # ~500 tokens beyond the burst, refilled at 100 tokens/s
+
+
+async def test_cost_follows_configured_prices_and_is_logged(tmp_path):
+    async with FakeServer() as srv:
+        eng = engine_for(srv, tmp_path, price={"input_per_1m": 2.0, "output_per_1m": 8.0})
+        r = await eng.chat(USER)
+        await eng.aclose()
+    expected = (r.usage.prompt_tokens * 2.0 + r.usage.completion_tokens * 8.0) / 1e6
+    assert eng.stats.cost == pytest.approx(expected) and expected > 0
+    logged = eng.store.db.execute("SELECT cost FROM calls WHERE error IS NULL").fetchone()[0]
+    assert logged == pytest.approx(expected)
