@@ -287,3 +287,24 @@ async def test_history_summary_recent_turns_start_with_the_model(tmp_path):
     # 3 recent messages asked for; the cut moves back to the assistant turn before them
     assert [m["role"] for m in cm.live] == ["system", "user", "user", "assistant", "user", "assistant", "user"]
     assert cm.live[3]["content"].startswith("a2")
+
+
+def test_sandboxes_of_killed_runs_are_swept(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import tempfile
+
+    from dialogforge.workflows.agent.envs import local
+
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path))
+    monkeypatch.setattr(local, "_swept", False)
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    stale = tmp_path / f"df-agent-{dead.pid}-abc"
+    mine = tmp_path / f"df-agent-{os.getpid()}-def"
+    other = tmp_path / "df-agent-notapid"
+    for d in (stale, mine, other):
+        (d / "work").mkdir(parents=True)
+    assert local.sweep_stale_sandboxes() == 1
+    assert not stale.exists() and mine.exists() and other.exists()
+    assert local.sweep_stale_sandboxes() == 0  # once per process

@@ -109,6 +109,34 @@ async def dir_diff(base: Path | None, work: Path) -> str:
         shutil.rmtree(tmp, ignore_errors=True)
 
 
+_swept = False
+
+
+def sweep_stale_sandboxes() -> int:
+    """Remove sandboxes left by runs that were killed (their process is gone); once per process.
+
+    A sandbox is named `df-agent-<pid>-...`; one whose pid no longer exists cannot be in use."""
+    global _swept
+    if _swept:
+        return 0
+    _swept = True
+    removed = 0
+    for d in Path(tempfile.gettempdir()).glob("df-agent-*-*"):
+        pid = d.name.split("-")[2]
+        if not pid.isdigit() or int(pid) == os.getpid():
+            continue
+        try:
+            os.kill(int(pid), 0)
+            continue  # that process still runs
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue  # someone else's live process
+        shutil.rmtree(d, ignore_errors=True)
+        removed += 1
+    return removed
+
+
 class LocalEnvironment(Environment):
     root: Path | None = None
 
@@ -142,7 +170,8 @@ class LocalEnvironment(Environment):
 
     async def reset(self) -> None:
         await self.close()
-        self.root = Path(tempfile.mkdtemp(prefix="df-agent-"))
+        sweep_stale_sandboxes()
+        self.root = Path(tempfile.mkdtemp(prefix=f"df-agent-{os.getpid()}-"))
         (self.root / "home").mkdir()
         src = self.task.workspace
         try:
