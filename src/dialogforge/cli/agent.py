@@ -135,6 +135,24 @@ def register(app: typer.Typer) -> None:
             typer.echo(f"{name}: {s['rollouts']} rollouts ({statuses}), {s['success']} successful, "
                        f"mean reward {s['mean_reward']}, {s['samples']} samples")
 
+    @agent_app.command("pairs")
+    @friendly_errors
+    def pairs_cmd(
+        out: Path = typer.Argument(Path("agent-output"), help="The --out folder of `agent run` (or a samples file)."),
+        output: Path = typer.Option(..., "--output", "-o", help="Preference records JSONL to write."),
+        min_margin: float = typer.Option(0.5, "--min-margin", help="Least reward difference between the two."),
+        max_per_instance: int = typer.Option(4, "--max-per-instance", help="Pairs per instance and round (0: all)."),
+    ) -> None:
+        """Preference pairs from repeats: same exact input, replies from a higher- and a lower-reward rollout."""
+        from ..formats.jsonl import JsonlWriter
+        from ..workflows.agent.pairs import preference_pairs, samples_files
+        with JsonlWriter(output) as w:
+            for rec in preference_pairs(samples_files(out), min_margin=min_margin,
+                                        max_per_instance=max_per_instance or None):
+                w.write(rec)
+        console.print(f"[green]pairs[/]: {w.count} written to {output} · export them with "
+                      f"`dialogforge export {output} -o dpo.jsonl --to sharegpt --task preference`", highlight=False)
+
     @agent_app.command("import-tasks")
     @friendly_errors
     def import_cmd(

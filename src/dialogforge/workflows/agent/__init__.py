@@ -9,6 +9,7 @@
 """
 from .config import AgentConfig, load_agent_config, parse_agent_config
 from .envs.base import Environment, EnvError, EvalResult, ExecResult
+from .pairs import preference_pairs
 from .rollout import Rollout, RolloutResult
 from .run import AgentRunResult, round_outputs, run_agent, summarize
 from .tasks import PRESETS, Task, load_tasks, map_record, write_tasks
@@ -16,5 +17,5 @@ from .tasks import PRESETS, Task, load_tasks, map_record, write_tasks
 __all__ = [
     "AgentConfig", "load_agent_config", "parse_agent_config", "Environment", "EnvError", "EvalResult",
     "ExecResult", "Rollout", "RolloutResult", "AgentRunResult", "round_outputs", "run_agent", "summarize",
-    "PRESETS", "Task", "load_tasks", "map_record", "write_tasks",
+    "PRESETS", "Task", "load_tasks", "map_record", "write_tasks", "preference_pairs",
 ]
