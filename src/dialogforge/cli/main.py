@@ -3,24 +3,19 @@ from __future__ import annotations
 
 import typer
 
-from . import demo, generate, runs
-from . import agent as agent_cli
-from . import persona as persona_cli
-from . import formats as formats_cli
+from . import agent, demo, formats, generate, persona, runs
 
 app = typer.Typer(
     name="dialogforge",
-    help="Make training data for chat and agent LLMs: persona dialogues, agent trajectories, proactive-assistant data.",
+    help="Make training data for chat and agent LLMs: persona dialogues and agent trajectories, "
+         "exported to LLaMA-Factory, TRL and OpenAI formats. Every model call is logged; every run resumes.",
     no_args_is_help=True,
     pretty_exceptions_show_locals=False,
 )
 
-generate.register(app)
-runs.register(app)
-demo.register(app)
-agent_cli.register(app)
-persona_cli.register(app)
-formats_cli.register(app)
+# typer lists typer groups after plain commands; within each, in registration order
+for area in (persona, agent, formats, generate, runs, demo):
+    area.register(app)
 
 if __name__ == "__main__":
     app()
