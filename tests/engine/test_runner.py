@@ -214,3 +214,15 @@ async def test_memo_replays_values_when_an_item_runs_again(tmp_path):
                       retry_failed=True)
         await eng.aclose()
     assert len(seen) == 2 and seen[0] == seen[1]
+
+
+def test_bad_line_at_the_end_is_reported_before_any_request(tmp_path):
+    inp = write_prompts(tmp_path / "in.jsonl", 50)
+    with inp.open("a") as f:
+        f.write('{"id": "p50", "prompt": \n')
+    env = {**os.environ, "DIALOGFORGE_HOME": str(tmp_path / "home")}
+    with FakeServer() as srv:
+        r = subprocess.run(_cli("generate", str(inp), "-o", str(tmp_path / "o.jsonl"), "--base-url", srv.base_url,
+                                "--model", "m", "-q"), env=env, capture_output=True, text=True, timeout=60)
+        assert srv.count == 0
+    assert r.returncode == 2 and "in.jsonl:51: not valid JSON" in r.stderr

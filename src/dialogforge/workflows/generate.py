@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 
-from ..engine import ConfigError, Engine, ItemContext, ItemFailed, RunResult, count_items, read_items
+from ..engine import ConfigError, Engine, ItemContext, ItemFailed, RunResult, read_items
 
 
 class GenerateSection(BaseModel):
@@ -81,7 +81,9 @@ async def generate(engine: Engine, input_path: str | os.PathLike, output: str | 
     opts = opts or GenerateOptions()
     id_field = opts.fields.get("id")
     fields = {k: v for k, v in opts.fields.items() if k != "id"}
+    # one pass first: a malformed line or a repeated id is reported before any request is sent
+    total = sum(1 for _ in read_items(input_path, id_field=id_field, fields=fields))
     items = read_items(input_path, id_field=id_field, fields=fields)
     return await engine.run(name="generate", items=items, process=make_process(opts), output=output,
-                            concurrency=concurrency, retry_failed=retry_failed, total=count_items(input_path),
+                            concurrency=concurrency, retry_failed=retry_failed, total=total,
                             progress=progress, roles=["generator"])
