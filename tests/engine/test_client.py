@@ -153,6 +153,16 @@ async def test_cache_serves_identical_calls_and_sample_index_splits_them(tmp_pat
     assert srv.count == 3
 
 
+async def test_a_new_sample_is_a_new_draw_even_with_a_fixed_seed(tmp_path):
+    async with FakeServer() as srv:
+        eng = engine_for(srv, tmp_path, params={"seed": 7, "temperature": 0.8})
+        a = await eng.chat(USER)
+        b = await eng.chat(USER, sample=2)
+        await eng.aclose()
+    assert [r["seed"] for r in srv.requests] == [7, 9]
+    assert a.text != b.text
+
+
 async def test_streaming_assembles_text_and_tool_calls(tmp_path):
     call = {"id": "call_1", "type": "function", "function": {"name": "run_shell", "arguments": '{"cmd": "ls -la"}'}}
     async with FakeServer(responder=lambda body: {"content": None, "tool_calls": [call]}) as srv:

@@ -179,6 +179,14 @@ def test_cli_generate_runs_and_show(tmp_path):
     run_id = next(w for w in listing.stdout.split() if w.startswith("generate-"))
     show = subprocess.run(_cli("runs", "show", run_id), env=env, capture_output=True, text=True, timeout=60)
     assert show.returncode == 0 and "main" in show.stdout and " 8 " in show.stdout
+    dump = tmp_path / "calls.jsonl"
+    calls = subprocess.run(_cli("runs", "calls", run_id, "--item", "p1", "-o", str(dump)), env=env,
+                           capture_output=True, text=True, timeout=60)
+    assert calls.returncode == 0, calls.stderr
+    logged = [json.loads(l) for l in dump.read_text().splitlines()]
+    assert len(logged) == 2 and {c["item_id"] for c in logged} == {"p1"}
+    assert logged[0]["request"]["messages"][-1]["content"] == "question number 1"
+    assert logged[0]["response"]["choices"][0]["message"]["content"]
 
 
 def test_cli_reports_bad_config_and_unreachable_server_in_one_line(tmp_path):

@@ -76,3 +76,39 @@ def register(app: typer.Typer) -> None:
             for item_id, err in s["failures"][:50]:
                 t.add_row(item_id, err)
             out.print(t)
+
+    @runs_app.command("calls")
+    @friendly_errors
+    def runs_calls(run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+                   item: Optional[str] = typer.Option(None, "--item", help="Only this item's calls."),
+                   purpose: Optional[str] = typer.Option(None, "--purpose", help="Only calls of this purpose."),
+                   output: Optional[Path] = typer.Option(None, "--output", "-o",
+                                                         help="Write every call (request and response) as JSONL."),
+                   store: Optional[Path] = StoreOpt) -> None:
+        """Every model call of a run, in order: a table, or the full requests and responses as JSONL."""
+        import orjson
+
+        st = RunStore(store)
+        info = st.find_run(run)
+        if info is None:
+            raise DialogforgeError(f"no run {run!r} in {st.path} (see `dialogforge runs`)")
+        calls = (c for c in st.calls(info.run_id, item) if purpose is None or c["purpose"] == purpose)
+        if output is not None:
+            n = 0
+            with output.open("wb") as f:
+                for c in calls:
+                    f.write(orjson.dumps(c, option=orjson.OPT_APPEND_NEWLINE))
+                    n += 1
+            out.print(f"{n} calls written to {output}", highlight=False)
+            return
+        t = Table(title=f"calls of {info.run_id}")
+        for col in ("id", "item", "purpose", "model", "tokens in/out", "latency", "attempt", "result"):
+            t.add_column(col, overflow="fold")
+        for c in calls:
+            resp = c["response"] or {}
+            text = ((resp.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+            result = f"[red]{c['error']}[/]" if c["error"] else text.replace("\n", " ")[:60]
+            t.add_row(str(c["id"]), c["item_id"] or "", c["purpose"], c["model"] or "",
+                      f"{c['prompt_tokens'] or 0}/{c['completion_tokens'] or 0}", f"{c['latency'] or 0:.2f}s",
+                      str(c["attempt"]), result)
+        out.print(t)

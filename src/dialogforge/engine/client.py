@@ -99,6 +99,9 @@ class LLM:
                     sample: int, purpose: str, run_id: str | None, item_id: str | None,
                     use_cache: bool) -> ChatResponse:
         merged = {**self._defaults, **params} if self._defaults else params
+        if sample and merged.get("seed") is not None:
+            # another sample is another draw: with a fixed seed the server would repeat itself
+            merged = {**merged, "seed": merged["seed"] + sample}
         key = cache_key(self.model, messages, merged, tools, schema_name, sample)
         if use_cache:
             body = self.store.lookup(key)
