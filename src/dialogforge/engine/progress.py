@@ -25,8 +25,6 @@ class RunProgress:
         self.failed = 0
         self.skipped = 0
         self.t0 = time.monotonic()
-        self._task: asyncio.Task | None = None
-        self._live = None
         self._base = (0, 0, 0)
 
     def line(self) -> str:
@@ -52,14 +50,24 @@ class RunProgress:
         parts.append(f"elapsed {_fmt_secs(el)}")
         return " · ".join(parts)
 
-    async def _tick(self) -> None:
-        interactive = self.console.is_terminal
+    # Runs going on at once (an agent's rounds) share one live display, a line each.
+    _active: list["RunProgress"] = []
+    _live = None
+    _task: asyncio.Task | None = None
+
+    @classmethod
+    def _render(cls) -> str:
+        return "\n".join(p.line() for p in cls._active)
+
+    @classmethod
+    async def _tick(cls, console: Console) -> None:
+        interactive = console.is_terminal
         while True:
             await asyncio.sleep(0.5 if interactive else 10.0)
-            if self._live is not None:
-                self._live.update(self.line())
+            if cls._live is not None:
+                cls._live.update(cls._render())
             else:
-                self.console.print(self.line(), highlight=False)
+                console.print(cls._render(), highlight=False)
 
     def start(self) -> None:
         if not self.enabled:
@@ -67,21 +75,33 @@ class RunProgress:
         self.t0 = time.monotonic()
         st = self.stats
         self._base = (st.requests, st.prompt_tokens + st.completion_tokens, 0)
-        if self.console.is_terminal:
-            from rich.live import Live
-            self._live = Live(self.line(), console=self.console, refresh_per_second=2, transient=False)
-            self._live.start()
-        self._task = asyncio.get_running_loop().create_task(self._tick())
+        cls = RunProgress
+        loop = asyncio.get_running_loop()
+        if cls._task is not None and (cls._task.get_loop() is not loop or cls._task.done()):
+            cls._active, cls._task, cls._live = [], None, None  # left over from another event loop
+        cls._active.append(self)
+        if cls._task is None:
+            if self.console.is_terminal:
+                from rich.live import Live
+                cls._live = Live(cls._render(), console=self.console, refresh_per_second=2, transient=True)
+                cls._live.start()
+            cls._task = loop.create_task(cls._tick(self.console))
 
     def stop(self) -> None:
-        if self._task:
-            self._task.cancel()
-        if self._live is not None:
-            self._live.update(self.line())
-            self._live.stop()
-            self._live = None
-        elif self.enabled:
-            self.console.print(self.line(), highlight=False)
+        if not self.enabled or self not in RunProgress._active:
+            return
+        cls = RunProgress
+        cls._active.remove(self)
+        if cls._live is not None:
+            cls._live.update(cls._render())
+        if not cls._active:
+            if cls._task is not None:
+                cls._task.cancel()
+                cls._task = None
+            if cls._live is not None:
+                cls._live.stop()
+                cls._live = None
+        self.console.print(self.line(), highlight=False)  # each run's final line stays on screen
 
 
 def _fmt_secs(s: float) -> str:

@@ -106,7 +106,7 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
     per_round = max(1, concurrency or cfg.concurrency)
     runs = [engine.run(name=f"agent-round{r}", run_id=f"agent-{tag}-round{r}", items=items(r), process=process,
                        output=round_outputs(out_dir, r), concurrency=per_round, retry_failed=retry_failed,
-                       total=repeats * len(tasks), progress=progress and len(rounds) == 1, check=False)
+                       total=repeats * len(tasks), progress=progress, check=False)
             for r in rounds]
     results = await asyncio.gather(*runs)
     res = AgentRunResult(out_dir=out_dir, rounds=dict(zip(rounds, results)))
