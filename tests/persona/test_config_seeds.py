@@ -10,7 +10,7 @@ import yaml
 from dialogforge.engine.errors import ConfigError, InputError
 from dialogforge.workflows.persona.config import parse_persona_config
 from dialogforge.workflows.persona.import_config import import_config, write_imported
-from dialogforge.workflows.persona.prompts import Prompts
+from dialogforge.workflows.persona.prompts import persona_prompts
 from dialogforge.workflows.persona.seeds import dialogue_items, load_seeds
 
 REAL = Path(__file__).resolve().parents[3] / "shared" / "realdata" / "lingo_chat"
@@ -139,17 +139,28 @@ def test_realdata_koalpaca_loads_as_is(tmp_path):
 def test_templates_render_and_can_be_overridden(tmp_path):
     cfg = parse_persona_config(_cfg(tmp_path), "c", tmp_path)
     p = cfg.persona("orbit")
-    sysmsg = Prompts().render("persona_system.j2", persona=p)
+    sysmsg = persona_prompts().render("persona_system.j2", persona=p)
     assert "Orbit" in sysmsg and p.style_rules[0] in sysmsg and "\n\n\n" not in sysmsg
     (tmp_path / "prompts").mkdir()
     (tmp_path / "prompts" / "persona_system.j2").write_text("You are {{ persona.role_name }}, briefly.")
-    pr = Prompts(tmp_path / "prompts")
+    pr = persona_prompts(prompts_dir=tmp_path / "prompts")
     assert pr.render("persona_system.j2", persona=p) == "You are Orbit, briefly."
     first = pr.render("first_answer.j2", persona=p, question="Q?", reference="Ref text.", prefix="Beep!", suffix=None)
     assert "Ref text." in first and "Beep!" in first  # not overridden: built-in
     (tmp_path / "prompts" / "typo.j2").write_text("x")
     with pytest.raises(ConfigError, match="typo.j2"):
-        Prompts(tmp_path / "prompts")
+        persona_prompts(prompts_dir=tmp_path / "prompts")
+    # the one way to override a template, as in the agent section: persona.templates.<name> = file or text
+    (tmp_path / "prompts" / "typo.j2").unlink()
+    cfg = parse_persona_config(_cfg(tmp_path, templates={"judge": "Score {{ turns | length }} turns."},
+                                    prompts_dir="prompts"), "c", tmp_path)
+    pr = persona_prompts(cfg)
+    assert pr.render("judge", persona=None, reference=None, turns=[1, 2]) == "Score 2 turns."
+    assert pr.render("persona_system", persona=p) == "You are Orbit, briefly."
+    with pytest.raises(ConfigError, match=r"persona.templates: unknown template\(s\) jugde"):
+        persona_prompts(parse_persona_config(_cfg(tmp_path, templates={"jugde": "x"}), "c", tmp_path))
+    with pytest.raises(ConfigError, match=r"persona.templates.judge: template file not found"):
+        persona_prompts(parse_persona_config(_cfg(tmp_path, templates={"judge": "missing.j2"}), "c", tmp_path))
 
 
 def test_import_config_maps_the_old_format(tmp_path):

@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..engine.errors import ConfigError
-from .common import BaseUrlOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, make_engine, parse_fields, run_async
+from .common import BaseUrlOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, parse_fields, run_async
 
 
 def _mapping(preset: Optional[str], fields: list[str] | None):
@@ -50,27 +50,20 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Run the agent on every task instance x repeats x rounds; resumable after any interruption."""
-        from ..workflows.agent.config import AgentConfig, load_agent_config, parse_agent_config, resolve_path
+        from ..engine import Engine
+        from ..engine.config import load_config
+        from ..workflows.agent.config import AgentConfig, resolve_path
         from ..workflows.agent.run import run_agent
         from ..workflows.agent.tasks import load_tasks
+        from ..workflows.kit import load_section, override
 
         is_config = source.suffix.lower() in (".yaml", ".yml")
-        if is_config:
-            cfg = load_agent_config(source)
-        else:
-            cfg = parse_agent_config({}, base_dir=Path.cwd())
-        updates: dict = {}
-        if step_limit is not None:
-            updates["limits"] = cfg.limits.model_copy(update={"step_limit": step_limit})
-        if action_mode is not None:
-            if action_mode not in ("shell_block", "tool_calls"):
-                raise ConfigError(f"--action-mode must be shell_block or tool_calls, got {action_mode!r}")
-            updates["action_mode"] = action_mode
-        if max_tokens is not None:
-            updates["max_tokens"] = max_tokens
-        if updates:
-            cfg = AgentConfig.model_validate({**cfg.model_dump(), **{k: (v.model_dump() if hasattr(v, "model_dump") else v)
-                                                                     for k, v in updates.items()}})
+        config = load_config(source if is_config else None)  # the one read of the file
+        cfg = load_section(config, "agent", AgentConfig)
+        if action_mode is not None and action_mode not in ("shell_block", "tool_calls"):
+            raise ConfigError(f"--action-mode must be shell_block or tool_calls, got {action_mode!r}")
+        cfg = override(cfg, {"limits.step_limit": step_limit, "action_mode": action_mode, "max_tokens": max_tokens},
+                       prefix=("agent",))
         if tasks is not None:
             tasks_path = tasks
         elif not is_config:
@@ -89,8 +82,8 @@ def register(app: typer.Typer) -> None:
         if rounds is not None and round_ is not None:
             raise ConfigError("use either --rounds N or --round R, not both")
         round_list = [round_] if round_ is not None else list(range(1, (rounds or cfg.rounds) + 1))
-        engine = make_engine(source if is_config else None, base_url, model, api_key_env, store,
-                             roles=[cfg.agent_role, cfg.summary_role])
+        engine = Engine.from_config(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store,
+                                    roles=[cfg.agent_role, cfg.summary_role])
 
         async def main():
             try:

@@ -34,13 +34,9 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Generate one response (or --n) per prompt; resumable, every call logged."""
         engine = make_engine(config, base_url, model, api_key_env, store, roles=["generator"])
-        opts = options_from_config(engine)  # a `generate:` config section gives defaults; flags win
-        opts.params.update({k: v for k, v in {"max_tokens": max_tokens, "temperature": temperature}.items()
-                            if v is not None})
-        opts.fields.update(parse_fields(field))
-        opts.system = system if system is not None else opts.system
-        opts.n = n if n is not None else opts.n
-        opts.keep_input = keep_input
+        # a `generate:` config section gives defaults; flags win
+        opts = options_from_config(engine, system=system, n=n, fields=parse_fields(field), keep_input=keep_input,
+                                   params={"max_tokens": max_tokens, "temperature": temperature})
 
         async def main():
             try:

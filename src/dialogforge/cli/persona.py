@@ -56,10 +56,10 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Make persona dialogues from seeds into date-stamped raw and filtered JSONL (resumable)."""
-        from ..workflows.persona.config import parse_persona_config
+        from ..workflows.persona.config import load_persona_config
         from ..workflows.persona.workflow import arun
         engine = make_engine(config, base_url, model, api_key_env, store)
-        pcfg = parse_persona_config(engine.config.extra.get("persona"), str(config), config.parent)
+        pcfg = load_persona_config(engine.config)
         overrides = dict(seeds=seeds, limit=limit, start=start, shuffle_seed=shuffle_seed, turns=_parse_turns(turns),
                          personas=persona, min_score=min_score, judge=judge, rewrite_question=rewrite,
                          raw_dir=raw_dir, filtered_dir=filtered_dir, concurrency=concurrency)

@@ -7,9 +7,9 @@ from typing import Any, Iterable
 
 from rich.console import Console
 
-from .backends.remote import RemoteBackend
+from .backends import make_backend
 from .client import LLM, Stats
-from .config import Config, EndpointConfig, load_config, parse_config, with_overrides
+from .config import EMBEDDED_MODEL, Config, EndpointConfig, load_config, parse_config, with_overrides
 from .errors import (APIConnectionError, APIError, APIStatusError, ConfigError, DialogforgeError, InputError,
                      ItemFailed, NotFoundError, StructuredOutputError)
 from .io import count_items, read_items
@@ -47,8 +47,15 @@ class Engine:
     def load(cls, config_path: str | os.PathLike | None = None, *, base_url: str | None = None,
              model: str | None = None, api_key_env: str | None = None, store: str | os.PathLike | None = None,
              roles: list[str] | None = None) -> "Engine":
-        cfg = with_overrides(load_config(config_path), base_url=base_url, model=model, api_key_env=api_key_env,
-                             roles=roles)
+        return cls.from_config(load_config(config_path), base_url=base_url, model=model, api_key_env=api_key_env,
+                               store=store, roles=roles)
+
+    @classmethod
+    def from_config(cls, config: Config, *, base_url: str | None = None, model: str | None = None,
+                    api_key_env: str | None = None, store: str | os.PathLike | None = None,
+                    roles: list[str] | None = None) -> "Engine":
+        """An engine from a parsed config, with the command line's endpoint flags applied."""
+        cfg = with_overrides(config, base_url=base_url, model=model, api_key_env=api_key_env, roles=roles)
         return cls(cfg, RunStore(store or cfg.store))
 
     @classmethod
@@ -64,7 +71,7 @@ class Engine:
 
     def endpoint_config(self, role: str) -> EndpointConfig:
         name = self.endpoint_name(role)
-        return self.config.endpoints.get(name) or EndpointConfig(backend="embedded", model="SmolLM2-135M-Instruct",
+        return self.config.endpoints.get(name) or EndpointConfig(backend="embedded", model=EMBEDDED_MODEL,
                                                                   concurrency=4)
 
     def llm(self, role: str) -> LLM:
@@ -74,7 +81,7 @@ class Engine:
             if self._global is None:
                 self._global = Gate(self.config.concurrency)
             cfg = self.endpoint_config(role)
-            llm = LLM(name, cfg, _make_backend(cfg), self.store, self._global, self.stats)
+            llm = LLM(name, cfg, make_backend(cfg), self.store, self._global, self.stats)
             self._llms[name] = llm
         return llm
 
@@ -90,18 +97,13 @@ class Engine:
         """Check each remote endpoint once before a run: reachable, key accepted, model served.
 
         Raises one clear error instead of letting a thousand items fail."""
-        from .preflight import check_embedded, check_endpoint
+        from .preflight import check_endpoint
         seen = set()
         for role in roles:
             name = self.endpoint_name(role)
-            if name in seen:
-                continue
-            seen.add(name)
-            cfg = self.endpoint_config(role)
-            if cfg.backend == "openai":
-                await check_endpoint(name, cfg, self.llm(role))
-            else:
-                check_embedded()
+            if name not in seen:
+                seen.add(name)
+                await check_endpoint(self.llm(role))
 
     # --- runs ---------------------------------------------------------------------------------
     async def run(self, *, name: str, items: Iterable[tuple[str, dict]], process: ProcessFn,
@@ -134,16 +136,3 @@ class Engine:
 
     async def __aexit__(self, *exc: Any) -> None:
         await self.aclose()
-
-
-def _make_backend(cfg: EndpointConfig):
-    if cfg.backend == "embedded":
-        from .backends.embedded import EmbeddedBackend
-        opts = dict(cfg.embedded)
-        opts.setdefault("n_parallel", cfg.concurrency or 4)
-        try:
-            return EmbeddedBackend(**opts)
-        except TypeError as e:
-            raise ConfigError(f"invalid embedded options {sorted(cfg.embedded)}: {e}") from None
-    assert cfg.base_url
-    return RemoteBackend(cfg.base_url, connections=cfg.concurrency or 0, headers=cfg.headers)

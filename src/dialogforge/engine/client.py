@@ -8,29 +8,20 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
-import inspect
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Any
 
 import orjson
 from pydantic import BaseModel, ValidationError
 
 from . import structured
+from .backends import Backend
 from .config import EndpointConfig
 from .errors import APIError, RateLimitError, StructuredOutputError
 from .limits import AdaptiveLimiter, Gate, KeyPool, backoff_delay
 from .store import RunStore
 from .types import ChatResponse
-
-
-class Backend(Protocol):
-    name: str
-
-    async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None,
-                       payload: bytes | None = None) -> dict: ...
-
-    async def aclose(self) -> None: ...
 
 
 @dataclass(slots=True)
@@ -66,8 +57,6 @@ class LLM:
         self._price = cfg.price
         self.structured_mode = cfg.structured_output
         self._defaults = dict(cfg.params)
-        # the remote backend takes the body already serialised (it is needed for the log anyway)
-        self._pass_payload = "payload" in inspect.signature(backend.complete).parameters
 
     async def chat(self, messages: list[dict], *, purpose: str = "main", sample: int = 0,
                    schema: type[BaseModel] | None = None, tools: list[dict] | None = None,
@@ -104,10 +93,10 @@ class LLM:
             merged = {**merged, "seed": merged["seed"] + sample}
         key = cache_key(self.model, messages, merged, tools, schema_name, sample)
         if use_cache:
-            body = self.store.lookup(key)
-            if body is not None:
+            hit = self.store.lookup(key)
+            if hit is not None:
                 self.stats.cached += 1
-                resp = ChatResponse.from_body(body)
+                resp = ChatResponse.from_body(hit)
                 resp.cached = True
                 resp.call_id = key
                 return resp
@@ -126,10 +115,8 @@ class LLM:
             slot = await self.keys.acquire(est)
             t0 = time.perf_counter()
             try:
-                if self._pass_payload:
-                    out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout, payload=request)
-                else:
-                    out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout)
+                # the body goes already serialised too: it is needed for the log anyway
+                out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout, payload=request)
                 resp = ChatResponse.from_body(out, latency=time.perf_counter() - t0)
             except (APIError, ValueError) as e:
                 latency = time.perf_counter() - t0
@@ -156,9 +143,7 @@ class LLM:
         self.limiter.success()
         u = resp.usage
         self.keys.settle(slot, est, u.prompt_tokens + u.completion_tokens)
-        cost = 0.0
-        if self._price:
-            cost = (u.prompt_tokens * self._price.input_per_1m + u.completion_tokens * self._price.output_per_1m) / 1e6
+        cost = self._price.cost(u.prompt_tokens, u.completion_tokens) if self._price else 0.0
         st = self.stats
         st.requests += 1
         st.prompt_tokens += u.prompt_tokens

@@ -17,8 +17,9 @@ roles:
   judge: local
 concurrency: 256      # across all endpoints
 ```
-Sections the engine does not know (``persona:``, ``agent:``) are kept in ``Config.extra``
-for the workflows to validate with their own models.
+Workflow sections (``persona:``, ``agent:``, ...) are kept in ``Config.extra`` for each workflow to
+load with ``sections.load_section``; a top-level key that neither the engine nor a declared section
+knows is an error naming the nearest valid key (see ``sections``).
 """
 from __future__ import annotations
 
@@ -27,23 +28,28 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
 
 from .errors import ConfigError
+from .sections import Loc, Strict, check_top_level, override, read_yaml_lines, validation_error
 
 EMBEDDED = "embedded"
+# what --model may name without --base-url: the embedded model itself
+EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
+EMBEDDED_NAMES = {EMBEDDED, EMBEDDED_MODEL.lower(), "smollm2-135m-instruct.q4_1"}
 
 
-class Price(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+class Price(Strict):
     input_per_1m: float = 0.0
     output_per_1m: float = 0.0
 
+    def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
+        """The one cost formula: tokens times the price per million."""
+        return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1e6
 
-class EndpointConfig(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
-    backend: Literal["openai", "embedded"] | None = None
+class EndpointConfig(Strict):
+    backend: str | None = None  # "openai", "embedded" or a plugin's name (entry point dialogforge.backends)
     base_url: str | None = None
     model: str | None = None
     api_key_env: list[str] = Field(default_factory=list)
@@ -61,6 +67,14 @@ class EndpointConfig(BaseModel):
     embedded: dict[str, Any] = Field(default_factory=dict)
     # how to ask for JSON: the server's json_schema support, json mode + schema in the prompt, or the prompt alone
     structured_output: Literal["json_schema", "json_object", "prompt"] = "json_schema"
+
+    @field_validator("backend")
+    @classmethod
+    def _known_backend(cls, v: str | None) -> str | None:
+        if v is not None:
+            from .backends import check_backend_name
+            check_backend_name(v)
+        return v
 
     @field_validator("api_key_env", "key_names", mode="before")
     @classmethod
@@ -117,14 +131,15 @@ def _load_dotenv_once() -> None:
     load_dotenv(Path.cwd() / ".env", override=False)
 
 
-class Config(BaseModel):
-    model_config = ConfigDict(extra="allow")
+class Config(Strict):
+    model_config = ConfigDict(extra="allow")  # workflow sections; unknown keys are refused by parse_config
 
     endpoints: dict[str, EndpointConfig] = Field(default_factory=dict)
     roles: dict[str, str] = Field(default_factory=dict)
     concurrency: int = Field(default=256, ge=1)
     store: str | None = None  # path of the SQLite run store
     source: str | None = Field(default=None, exclude=True)
+    _lines: dict[Loc, int] = PrivateAttr(default_factory=dict)
 
     @model_validator(mode="after")
     def _check_roles(self) -> "Config":
@@ -136,6 +151,18 @@ class Config(BaseModel):
     @property
     def extra(self) -> dict[str, Any]:
         return dict(self.__pydantic_extra__ or {})
+
+    @property
+    def lines(self) -> dict[Loc, int]:
+        """The line of each key in the config file (empty for a dict config)."""
+        return self._lines
+
+    @property
+    def base_dir(self) -> Path:
+        """Where relative paths in the config resolve: the config file's folder, else the working directory."""
+        if self.source and Path(self.source).is_file():
+            return Path(self.source).resolve().parent
+        return Path.cwd()
 
     def endpoint_for(self, role: str) -> str:
         """The endpoint name a role uses: its mapping, else an endpoint of the same name, else 'default'."""
@@ -150,68 +177,59 @@ class Config(BaseModel):
         raise ConfigError(f"role {role!r} is not mapped to an endpoint: add roles.{role} to the config")
 
 
-def _format_validation_error(err: ValidationError, source: str) -> str:
-    lines = [f"invalid config {source}:"]
-    for e in err.errors():
-        loc = ".".join(str(p) for p in e["loc"]) or "(top level)"
-        lines.append(f"  {loc}: {e['msg']}")
-    return "\n".join(lines)
-
-
-def parse_config(data: dict[str, Any], source: str = "<dict>") -> Config:
+def parse_config(data: dict[str, Any], source: str = "<dict>", lines: dict[Loc, int] | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping")
+    check_top_level(data, Config.model_fields, source=source, lines=lines)
     try:
         cfg = Config.model_validate(data)
     except ValidationError as e:
-        raise ConfigError(_format_validation_error(e, source)) from None
+        raise validation_error(e, source=source, lines=lines, model=Config) from None
     cfg.source = source
+    cfg._lines = dict(lines or {})
     return cfg
 
 
 def read_yaml(path: str | os.PathLike) -> Any:
     """A YAML file's content; a missing file or a syntax error is a ConfigError naming file:line."""
-    p = Path(path)
-    if not p.exists():
-        raise ConfigError(f"config file not found: {p}")
-    try:
-        return yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except yaml.YAMLError as e:
-        mark = getattr(e, "problem_mark", None)
-        where = f"{p}:{mark.line + 1}" if mark else str(p)
-        raise ConfigError(f"invalid YAML in {where}: {getattr(e, 'problem', e)}") from None
+    return read_yaml_lines(path)[0]
 
 
 def load_config(path: str | os.PathLike | None) -> Config:
     if path is None:
         return Config()
-    return parse_config(read_yaml(path), str(path))
+    data, lines = read_yaml_lines(path)
+    return parse_config(data, str(path), lines)
 
 
 def with_overrides(cfg: Config, *, base_url: str | None = None, model: str | None = None,
                    api_key_env: str | None = None, roles: list[str] | None = None) -> Config:
     """Apply CLI flags: --base-url/--model/--api-key-env replace the endpoint of the given roles
-    (all configured endpoints when none is named); with no config at all they create `default`."""
+    (all configured endpoints when none is named); with no config at all they create `default`.
+
+    ``--model M`` on an endpoint without a server URL is refused (the embedded model would answer
+    in M's name) unless M names the embedded model."""
     if not (base_url or model or api_key_env):
         return cfg
-    data = cfg.model_dump()
-    data.update(cfg.extra)
-    eps: dict[str, dict] = data.setdefault("endpoints", {})
-    targets = [cfg.endpoint_for(r) for r in roles] if roles and eps else list(eps)
-    if not targets:
-        eps["default"] = {}
-        targets = ["default"]
-    for name in targets:
-        ep = eps[name]
-        if base_url:
-            ep["base_url"] = base_url
-            ep["backend"] = "openai"
-        if model:
-            ep["model"] = model
+    targets = [cfg.endpoint_for(r) for r in roles] if roles and cfg.endpoints else list(cfg.endpoints)
+    updates: dict[str, Any] = {}
+    for name in targets or ["default"]:
+        ep = cfg.endpoints.get(name)
+        pre = f"endpoints.{name}."
+        remote = bool(base_url) or (ep is not None and ep.backend == "openai")
+        if model and ep is not None and ep.backend != EMBEDDED:
+            remote = True  # a plugin backend names its own models
+        if model and not remote and model.lower() not in EMBEDDED_NAMES:
+            raise ConfigError(f"--model {model} without --base-url: endpoint {name!r} has no server URL, so the "
+                              f"embedded model {EMBEDDED_MODEL} would answer in its place; pass --base-url URL "
+                              f"(or --model {EMBEDDED_MODEL} to use the embedded model)")
+        updates[pre + "base_url"] = base_url
+        updates[pre + "backend"] = "openai" if base_url else None
+        updates[pre + "model"] = model or ("default" if remote and not (ep and ep.model) else None)
         if api_key_env:
-            ep["api_key_env"] = [api_key_env]
-            ep["key_names"] = []
-        if ep.get("backend") == "openai" and not ep.get("model"):
-            ep["model"] = "default"
-    out = parse_config(data, cfg.source or "<flags>")
+            updates[pre + "api_key_env"] = [api_key_env]
+            updates[pre + "key_names"] = []
+    out = override(cfg, updates, source="command line")
+    out.source = cfg.source
+    out._lines = cfg._lines
     return out

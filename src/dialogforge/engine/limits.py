@@ -135,6 +135,10 @@ class KeyPool:
         self._next = 0
         self._limited = bool(rpm or tpm) or len(self.slots) > 1
 
+    def keys(self) -> list[str | None]:
+        """Each distinct key once (None: no key), in configured order."""
+        return list(dict.fromkeys(s.key for s in self.slots))
+
     async def acquire(self, est_tokens: float) -> KeySlot:
         if not self._limited:
             return self.slots[0]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from typing import Any
 
 from rich.console import Console
 
@@ -52,7 +53,7 @@ class RunProgress:
 
     # Runs going on at once (an agent's rounds) share one live display, a line each.
     _active: list["RunProgress"] = []
-    _live = None
+    _live: Any = None  # rich.live.Live, imported only for a terminal
     _task: asyncio.Task | None = None
 
     @classmethod

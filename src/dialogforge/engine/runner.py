@@ -219,7 +219,8 @@ async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dic
         store.drain()
         store.before_commit.remove(files.flush)
         files.close()
-        _write_failures(store, rid, result.failures_path)
+        if result.failures_path is not None:
+            _write_failures(store, rid, result.failures_path)
         store.end_run(rid, status)
     return result
 

@@ -145,7 +145,7 @@ def tool_call_from_any(raw: Any, position: int) -> ToolCall:
     """OpenAI {"id", "type", "function": {"name", "arguments"}} or bare {"name", "arguments"}."""
     if not isinstance(raw, dict):
         raise ConversionError("tool_call", f"tool call #{position} is not an object")
-    fn = raw.get("function") if isinstance(raw.get("function"), dict) else raw
+    fn: dict = raw["function"] if isinstance(raw.get("function"), dict) else raw
     name = fn.get("name")
     if not isinstance(name, str) or not name:
         raise ConversionError("tool_call", f"tool call #{position} has no function name")

@@ -56,7 +56,8 @@ class _Rejects:
     """The rejects file, created on the first rejected row."""
 
     def __init__(self, path: Path):
-        self.path, self._w = path, None
+        self.path = path
+        self._w: JsonlWriter | None = None
 
     def write(self, obj: dict[str, Any]) -> None:
         if self._w is None:

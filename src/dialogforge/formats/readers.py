@@ -152,7 +152,7 @@ def _sharegpt_turns(turns: Any, where: str) -> list[Message]:
         if not isinstance(t, dict):
             raise ConversionError("message", f"{where}[{i}] is not an object")
         tag, value = t.get("from", t.get("role")), t.get("value", t.get("content"))
-        role = SHAREGPT_ROLES.get(tag)
+        role = SHAREGPT_ROLES.get(tag) if isinstance(tag, str) else None
         if role is None:
             raise ConversionError("role", f"{where}[{i}] has unknown role tag {tag!r}")
         if tag == "function_call":
@@ -169,9 +169,9 @@ def _sharegpt_turns(turns: Any, where: str) -> list[Message]:
                 for c, part in zip(pending, parts):
                     out.append(Message(role="tool", content=part, tool_call_id=c.id, name=c.name))
             else:
-                c = pending[0] if pending else None
-                out.append(Message(role="tool", content=text, tool_call_id=c.id if c else None,
-                                   name=c.name if c else None))
+                first = pending[0] if pending else None
+                out.append(Message(role="tool", content=text, tool_call_id=first.id if first else None,
+                                   name=first.name if first else None))
             pending = []
         else:
             if value is not None and not isinstance(value, str):

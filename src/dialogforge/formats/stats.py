@@ -21,7 +21,8 @@ class Reservoir:
     """A uniform sample of a stream, plus exact count / sum / min / max."""
 
     def __init__(self, size: int = RESERVOIR, seed: int = 0):
-        self.size, self.values, self.n, self.total = size, [], 0, 0.0
+        self.values: list[float] = []
+        self.size, self.n, self.total = size, 0, 0.0
         self.lo, self.hi = float("inf"), float("-inf")
         self._rng = random.Random(seed)
 

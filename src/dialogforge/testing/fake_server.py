@@ -98,6 +98,7 @@ class FakeServer:
         self.count = 0
         self.keys_seen: Counter[str] = Counter()
         self.faults: deque[Fault] = deque()
+        self.models_status: int | None = None  # answer GET /models with this error status instead
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -167,7 +168,7 @@ class FakeServer:
             args = fn.get("arguments", "")
             half = len(args) // 2
             for j, part in enumerate((args[:half], args[half:])):
-                delta = {"index": i, "function": {"arguments": part}}
+                delta: dict[str, Any] = {"index": i, "function": {"arguments": part}}
                 if j == 0:
                     delta.update(id=tc.get("id"), type="function")
                     delta["function"]["name"] = fn["name"]
@@ -179,6 +180,11 @@ class FakeServer:
         return resp
 
     async def _models(self, request: web.Request) -> web.Response:
+        auth = request.headers.get("Authorization", "")
+        if self.api_keys is not None and auth.removeprefix("Bearer ") not in self.api_keys:
+            return _error(401, "invalid api key")
+        if self.models_status is not None:
+            return _error(self.models_status, "injected fault")
         if self.models is None:
             return _error(404, "not found")
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
@@ -273,7 +279,7 @@ def main() -> None:
         await asyncio.Event().wait()
 
     try:
-        import uvloop  # type: ignore
+        import uvloop
         uvloop.install()
     except ImportError:
         pass

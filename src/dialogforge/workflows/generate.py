@@ -11,30 +11,30 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import Field
 
-from ..engine import ConfigError, Engine, ItemContext, ItemFailed, RunResult, read_items
+from ..engine import Engine, ItemContext, ItemFailed, RunResult, read_items
+from .kit import Strict, load_section, override
 
 
-class GenerateSection(BaseModel):
+class GenerateSection(Strict):
     """The optional `generate:` section of a config file."""
 
-    model_config = ConfigDict(extra="forbid")
     system: str | None = None
-    n: int = 1
+    n: int = Field(1, ge=1)
     params: dict[str, Any] = {}
     fields: dict[str, str] = {}  # our name -> the file's name: prompt, messages, id
 
 
-def options_from_config(engine: Engine) -> "GenerateOptions":
-    raw = engine.config.extra.get("generate") or {}
-    try:
-        sec = GenerateSection.model_validate(raw)
-    except ValidationError as e:
-        first = e.errors()[0]
-        loc = ".".join(str(p) for p in first["loc"])
-        raise ConfigError(f"invalid config {engine.config.source}: generate.{loc}: {first['msg']}") from None
-    return GenerateOptions(system=sec.system, n=sec.n, params=dict(sec.params), fields=dict(sec.fields))
+def options_from_config(engine: Engine, *, system: str | None = None, n: int | None = None,
+                        params: dict[str, Any] | None = None, fields: dict[str, str] | None = None,
+                        keep_input: bool = False) -> "GenerateOptions":
+    """The `generate:` section with the command line's values over it (params and fields add keys)."""
+    sec = load_section(engine.config, "generate", GenerateSection)
+    sec = override(sec, {"system": system, "n": n, **{f"params.{k}": v for k, v in (params or {}).items()},
+                         **{f"fields.{k}": v for k, v in (fields or {}).items()}}, prefix=("generate",))
+    return GenerateOptions(system=sec.system, n=sec.n, params=dict(sec.params), fields=dict(sec.fields),
+                           keep_input=keep_input)
 
 
 @dataclass

@@ -42,10 +42,13 @@ import threading
 import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import APIStatusError, APITimeoutError, ConfigError, status_error
 from .embedded_request import Plan, bad_request, looks_constrained, prepare, shape_message
+
+if TYPE_CHECKING:
+    from ..config import EndpointConfig
 
 log = logging.getLogger(__name__)
 
@@ -275,6 +278,15 @@ class EmbeddedBackend:
         self._engine: _Engine | None = None
         self._closed = False
 
+    @classmethod
+    def from_config(cls, cfg: "EndpointConfig") -> "EmbeddedBackend":
+        opts = dict(cfg.embedded)
+        opts.setdefault("n_parallel", cfg.concurrency or 4)
+        try:
+            return cls(**opts)
+        except TypeError as e:
+            raise ConfigError(f"invalid embedded options {sorted(cfg.embedded)}: {e}") from None
+
     @property
     def context_per_request(self) -> int:
         """Tokens one request may use, prompt and answer together."""
@@ -306,7 +318,15 @@ class EmbeddedBackend:
         """Load the model now instead of on the first request; returns the seconds it took."""
         return (await self._get_engine()).load_seconds
 
-    async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None) -> dict:
+    async def list_models(self, *, api_key: str | None = None, timeout: float = 10.0) -> list[str] | None:
+        """Pre-run check: the model file was found when this backend was made; xllamacpp must import."""
+        if importlib.util.find_spec("xllamacpp") is None:
+            raise ConfigError("the embedded model needs xllamacpp: pip install 'dialogforge[embedded]' "
+                              "(or configure an endpoint with base_url)")
+        return None  # it answers under whatever model name the endpoint gives
+
+    async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None,
+                       payload: bytes | None = None) -> dict:
         req, plan = prepare(body, _compile_grammar)
         eng = await self._get_engine()
         acc, finish_text = await self._generate(eng, req, timeout)

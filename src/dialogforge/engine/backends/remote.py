@@ -9,12 +9,15 @@ response body a non-streaming call returns, tool-call deltas included.
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import aiohttp
 import orjson
 
 from ..errors import APIConnectionError, APIStatusError, APITimeoutError, status_error
+
+if TYPE_CHECKING:
+    from ..config import EndpointConfig
 
 
 def _parse_retry_after(value: str | None) -> float | None:
@@ -48,6 +51,11 @@ class RemoteBackend:
         self._connections = connections
         self._headers = {"Content-Type": "application/json", **(headers or {})}
         self._session: aiohttp.ClientSession | None = None
+
+    @classmethod
+    def from_config(cls, cfg: "EndpointConfig") -> "RemoteBackend":
+        assert cfg.base_url  # the config requires it for this backend
+        return cls(cfg.base_url, connections=cfg.concurrency or 0, headers=cfg.headers)
 
     def _get_session(self) -> aiohttp.ClientSession:
         if self._session is None or self._session.closed:
@@ -86,7 +94,7 @@ class RemoteBackend:
             raise APIStatusError(f"unexpected response shape: {str(out)[:200]}", status=502)
         return out
 
-    async def list_models(self, api_key: str | None = None, timeout: float = 10.0) -> list[str]:
+    async def list_models(self, *, api_key: str | None = None, timeout: float = 10.0) -> list[str] | None:
         """GET /models — used by the preflight check to report a wrong base URL or model name early."""
         session = self._get_session()
         try:
@@ -99,8 +107,13 @@ class RemoteBackend:
             raise APITimeoutError(f"no answer from {self.base_url} within {timeout}s") from None
         except aiohttp.ClientError as e:
             raise APIConnectionError(f"cannot reach {self.base_url}: {e}") from None
-        data = orjson.loads(raw)
-        return [m.get("id") for m in data.get("data", []) if isinstance(m, dict)]
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            return None  # not a model list: the first real call will tell
+        if not isinstance(data, dict):
+            return None
+        return [str(m.get("id")) for m in data.get("data", []) if isinstance(m, dict)]
 
     async def aclose(self) -> None:
         if self._session is not None:

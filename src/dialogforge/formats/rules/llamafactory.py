@@ -83,7 +83,7 @@ class LFSpec:
         else:
             cols = {n: None for n in names}
             cols.update(ALPACA_DEFAULTS if formatting == "alpaca" else {"messages": "conversations"})
-        tags = dict(SHAREGPT_TAGS)
+        tags: dict[str, str | None] = dict(SHAREGPT_TAGS)
         if formatting == "sharegpt" and "tags" in entry:
             tags = {n: entry["tags"].get(n) for n in SHAREGPT_TAGS}
         return cls(formatting, bool(entry.get("ranking", False)), cols, tags)

@@ -33,8 +33,9 @@ class _ShareGPTLike(Writer):
     def make_spec(self) -> LFSpec:
         raise NotImplementedError
 
-    def _turn(self, tag: str, value: Any) -> dict[str, Any]:
-        return {self.spec.tags["role_tag"]: tag, self.spec.tags["content_tag"]: value}
+    def _turn(self, tag: str | None, value: Any) -> dict[str, Any]:
+        t = self.spec.tags
+        return {t["role_tag"] or "from": tag, t["content_tag"] or "value": value}
 
     def _turns(self, msgs: list[Message]) -> list[dict[str, Any]]:
         t = self.spec.tags

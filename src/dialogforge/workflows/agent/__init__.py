@@ -2,9 +2,9 @@
 
     from dialogforge.engine import Engine
     from dialogforge.workflows.agent import load_agent_config, load_tasks, run_agent
-    cfg = load_agent_config("examples/agent/config.yaml")
-    tasks = load_tasks("examples/agent/tasks.jsonl")
     engine = Engine.load("examples/agent/config.yaml")
+    cfg = load_agent_config(engine.config)       # the `agent:` section of the config the engine read
+    tasks = load_tasks("examples/agent/tasks.jsonl")
     result = asyncio.run(run_agent(engine, cfg, tasks, "out", rounds=[1, 2, 3], repeats=4))
 """
 from .config import AgentConfig, load_agent_config, parse_agent_config

@@ -24,17 +24,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from typing import TYPE_CHECKING
 
-from ...engine.errors import ConfigError
+from pydantic import Field, field_validator
+
+from ..kit import Price, Strict, load_section, validate
+
+if TYPE_CHECKING:
+    from ...engine.config import Config
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Limits(_Strict):
+class Limits(Strict):
     step_limit: int = Field(default=20, ge=1)
     token_limit: int | None = Field(default=None, ge=1)  # prompt + completion tokens over all calls
     cost_limit: float | None = Field(default=None, gt=0)  # in the price's currency
@@ -42,19 +42,14 @@ class Limits(_Strict):
     format_error_limit: int = Field(default=3, ge=1)  # consecutive replies without a valid action
 
 
-class Price(_Strict):
-    input_per_1m: float = 0.0
-    output_per_1m: float = 0.0
-
-
-class TokenizerConfig(_Strict):
+class TokenizerConfig(Strict):
     # "bytes": UTF-8 byte count, an upper bound for byte-level BPE vocabularies (never undercounts);
     # "hf": the model's tokenizer.json read with the `tokenizers` package (exact).
     kind: Literal["bytes", "hf"] = "bytes"
     path: str | None = None
 
 
-class ContextConfig(_Strict):
+class ContextConfig(Strict):
     observation_max_chars: int = Field(default=8000, ge=200)  # longer outputs keep head and tail
     observation_summary_tokens: int | None = Field(default=None, ge=1)  # summarise longer ones
     max_context_tokens: int | None = Field(default=None, ge=256)  # rebuild the context beyond this
@@ -64,7 +59,7 @@ class ContextConfig(_Strict):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
 
 
-class EnvironmentConfig(_Strict):
+class EnvironmentConfig(Strict):
     type: str = "local"  # local | docker | "package.module:Class"
     timeout: float = Field(default=60.0, gt=0)  # per command
     eval_timeout: float = Field(default=300.0, gt=0)
@@ -75,12 +70,12 @@ class EnvironmentConfig(_Strict):
     options: dict[str, Any] = Field(default_factory=dict)  # passed to custom environments
 
 
-class Tier(_Strict):
+class Tier(Strict):
     min: float
     reward: float
 
 
-class RewardConfig(_Strict):
+class RewardConfig(Strict):
     metric: str | None = None  # a number the evaluator reports, e.g. "speedup"
     tiers: list[Tier] = Field(default_factory=list)
     success_reward: float = 1.0  # check passed, no tier reached (or no metric configured)
@@ -95,7 +90,7 @@ class RewardConfig(_Strict):
         return sorted(v, key=lambda t: t.min, reverse=True)
 
 
-class Templates(_Strict):
+class Templates(Strict):
     system: str | None = None
     instance: str | None = None
     observation: str | None = None
@@ -104,7 +99,7 @@ class Templates(_Strict):
     history_summary: str | None = None
 
 
-class AgentConfig(_Strict):
+class AgentConfig(Strict):
     tasks: str | None = None
     task_mapping: str | dict[str, str] = "default"
     action_mode: Literal["shell_block", "tool_calls"] = "shell_block"
@@ -126,35 +121,18 @@ class AgentConfig(_Strict):
 
 
 def parse_agent_config(raw: dict | None, *, source: str = "<config>", base_dir: Path | None = None) -> AgentConfig:
-    """Validate an `agent:` section; errors name the source and the field path."""
+    """Validate an `agent:` section given as a dict; errors read ``SOURCE: agent.field: message``."""
     raw = dict(raw or {})
     if base_dir is not None:
         raw.setdefault("base_dir", str(base_dir))
-    try:
-        return AgentConfig.model_validate(raw)
-    except ValidationError as e:
-        lines = []
-        for err in e.errors():
-            loc = ".".join(str(p) for p in err["loc"])
-            lines.append(f"  agent.{loc}: {err['msg']}")
-        raise ConfigError(f"{source}: invalid agent config\n" + "\n".join(lines)) from None
+    return validate(AgentConfig, raw, source=source, prefix=("agent",))
 
 
-def load_agent_config(path: str | Path) -> AgentConfig:
-    """Read the `agent:` section of a YAML file (the rest belongs to the engine)."""
-    p = Path(path)
-    try:
-        data = yaml.safe_load(p.read_text(encoding="utf-8")) or {}
-    except FileNotFoundError:
-        raise ConfigError(f"{p}: config file not found") from None
-    except yaml.YAMLError as e:
-        raise ConfigError(f"{p}: invalid YAML: {e}") from None
-    if not isinstance(data, dict):
-        raise ConfigError(f"{p}: expected a mapping at the top level")
-    section = data.get("agent", {})
-    if not isinstance(section, dict):
-        raise ConfigError(f"{p}: field 'agent' must be a mapping")
-    return parse_agent_config(section, source=str(p), base_dir=p.resolve().parent)
+def load_agent_config(config: "str | Path | Config") -> AgentConfig:
+    """The `agent:` section of the engine's parsed config (or of a YAML file, read by the engine's reader):
+    errors give file:line and the dotted field."""
+    from ...engine.config import Config, load_config
+    return load_section(config if isinstance(config, Config) else load_config(config), "agent", AgentConfig)
 
 
 def resolve_path(cfg: AgentConfig, value: str) -> Path:

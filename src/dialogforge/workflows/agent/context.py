@@ -32,7 +32,7 @@ class TokenCounter:
             if not cfg.path:
                 raise ConfigError("agent.context.tokenizer.path: required for kind 'hf' (a tokenizer.json)")
             try:
-                from tokenizers import Tokenizer  # type: ignore
+                from tokenizers import Tokenizer
             except ImportError:
                 raise ConfigError("agent.context.tokenizer: kind 'hf' needs the `tokenizers` package "
                                   "(pip install 'dialogforge[agent]')") from None

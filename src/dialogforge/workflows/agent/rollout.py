@@ -13,10 +13,11 @@ from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
 
 from .actions import Action, FormatError, bash_tools, parse_shell_reply, parse_tool_calls
-from .config import AgentConfig, Price
+from ..kit import Price
+from .config import AgentConfig
 from .context import ContextManager, TokenCounter
 from .envs.base import Environment, EnvError, EvalResult, ExecResult
-from .prompts import Prompts
+from .prompts import Prompts, agent_prompts
 from .reward import compute_reward
 from .tasks import Task
 
@@ -81,7 +82,7 @@ class Rollout:
         self.env = env
         self.chat = chat
         self.sample = sample
-        self.prompts = prompts or Prompts(cfg)
+        self.prompts = prompts or agent_prompts(cfg)
         self.counter = counter or TokenCounter(cfg.context.tokenizer, cfg.base_dir)
         self.price = price or cfg.price
         self.tools = bash_tools(cfg.submit_signal) if cfg.action_mode == "tool_calls" else None
@@ -105,7 +106,7 @@ class Rollout:
                          latency=round(r.latency, 4), call_id=r.call_id, context_tokens_estimate=estimate)
         self.res.calls.append(rec)
         if self.price:
-            self.res.cost += (u.prompt_tokens * self.price.input_per_1m + u.completion_tokens * self.price.output_per_1m) / 1e6
+            self.res.cost += self.price.cost(u.prompt_tokens, u.completion_tokens)
         return rec
 
     async def _aux_call(self, messages: list[dict], purpose: str, max_tokens: int) -> Any:

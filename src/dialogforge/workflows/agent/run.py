@@ -22,7 +22,7 @@ from .config import AgentConfig
 from .context import TokenCounter
 from .envs.base import check_environment_type, make_environment
 from .outputs import index_record, item_id, sample_records, trajectory_record
-from .prompts import Prompts
+from .prompts import agent_prompts
 from .rollout import Rollout
 from .tasks import Task
 
@@ -77,7 +77,7 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
     workers = asyncio.Semaphore(concurrency or cfg.concurrency)
     n_eval = cfg.environment.eval_concurrency
     eval_slots = asyncio.Semaphore(n_eval) if n_eval else None
-    prompts = Prompts(cfg)
+    prompts = agent_prompts(cfg)
     counter = TokenCounter(cfg.context.tokenizer, cfg.base_dir)
     price = cfg.price or engine.endpoint_config(cfg.agent_role).price
     by_id = {t.id: t for t in tasks}

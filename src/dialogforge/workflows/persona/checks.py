@@ -17,18 +17,16 @@ from __future__ import annotations
 
 import math
 from collections import Counter
-from typing import Any
+from typing import Any, Sequence
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
+
+from ..kit import Strict
 
 from .text import char_count, containment, dominant_script, jaccard, sentences, squash, units
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class CatchphraseThresholds(_Strict):
+class CatchphraseThresholds(Strict):
     enabled: bool = True
     max_answer_share: float = Field(0.5, ge=0, le=1, description="fail when a phrase is in more than this share of answers")
     min_answers: int = Field(3, ge=2, description="... and in at least this many answers")
@@ -40,14 +38,14 @@ class CatchphraseThresholds(_Strict):
     edge_min_chars_cjk: int = Field(3, ge=1, description="... and from this many characters in Korean/Chinese/Japanese")
 
 
-class ShrinkThresholds(_Strict):
+class ShrinkThresholds(Strict):
     enabled: bool = True
     min_mean_ratio: float = Field(0.4, ge=0, le=1, description="fail when mean(later answers) < ratio * first answer")
     min_last_ratio: float = Field(0.5, ge=0, le=1, description="fail when answers shrink every turn and the last < ratio * first")
     min_first_chars: int = Field(40, ge=0, description="skip the check when the first answer is shorter than this")
 
 
-class EchoThresholds(_Strict):
+class EchoThresholds(Strict):
     enabled: bool = True
     answer_jaccard: float = Field(0.5, ge=0, le=1)
     answer_containment: float = Field(0.8, ge=0, le=1)
@@ -59,7 +57,7 @@ class EchoThresholds(_Strict):
     min_chars: int = Field(12, ge=1, description="containment only applies when both texts have this many characters")
 
 
-class CheckThresholds(_Strict):
+class CheckThresholds(Strict):
     catchphrase: CatchphraseThresholds = CatchphraseThresholds()
     shrinking: ShrinkThresholds = ShrinkThresholds()
     echo: EchoThresholds = EchoThresholds()
@@ -274,7 +272,7 @@ def run_checks(messages: list[dict], t: CheckThresholds = CheckThresholds(), *, 
     return out
 
 
-def decide(checks: dict, advisory: tuple[str, ...] | list[str] = ()) -> tuple[bool, list[str]]:
+def decide(checks: dict, advisory: Sequence[str] = ()) -> tuple[bool, list[str]]:
     """Whether the dialogue goes to the filtered set, and the names of the checks that kept it out.
 
     ``advisory`` checks are recorded but do not filter."""

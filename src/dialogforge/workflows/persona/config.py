@@ -18,19 +18,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from dialogforge.engine.errors import ConfigError
 
+from ..kit import Strict, load_section, validate
 from .checks import CheckThresholds
 from .personas import BUILTIN_PERSONAS
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class PersonaDef(_Strict):
+class PersonaDef(Strict):
     name: str = Field(min_length=1)
     role_name: str = Field(min_length=1, description="the name the persona speaks as")
     description: str = Field(min_length=1)
@@ -50,7 +47,7 @@ class PersonaDef(_Strict):
         return turn in self.suffix_turns
 
 
-class SeedsConfig(_Strict):
+class SeedsConfig(Strict):
     path: str
     fields: dict[str, str] = Field(default_factory=dict, description="our name -> the file's name (instruction, output)")
     id_field: str | None = None
@@ -60,7 +57,7 @@ class SeedsConfig(_Strict):
     limit: int | None = Field(None, ge=1)
 
 
-class AgentConfig(_Strict):
+class AgentConfig(Strict):
     role: str = Field(description="the engine role (roles: in the config) this agent calls")
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
@@ -85,7 +82,7 @@ def _default_agents() -> dict[str, AgentConfig]:
     }
 
 
-class AgentsConfig(_Strict):
+class AgentsConfig(Strict):
     persona: AgentConfig = Field(default_factory=lambda: _default_agents()["persona"])
     user: AgentConfig = Field(default_factory=lambda: _default_agents()["user"])
     rewrite: AgentConfig = Field(default_factory=lambda: _default_agents()["rewrite"])
@@ -107,13 +104,13 @@ class AgentsConfig(_Strict):
         return data
 
 
-class OutputConfig(_Strict):
+class OutputConfig(Strict):
     raw_dir: str = "persona_output/raw"
     filtered_dir: str = "persona_output/filtered"
     prefix: str = "persona"
 
 
-class QualityConfig(_Strict):
+class QualityConfig(Strict):
     judge: bool = True
     min_score: float | None = Field(3.0, ge=1, le=5)
     checks: CheckThresholds = Field(default_factory=CheckThresholds)
@@ -121,7 +118,7 @@ class QualityConfig(_Strict):
         default_factory=list, description="checks that are recorded but do not keep a dialogue out of the filtered set")
 
 
-class PersonaConfig(_Strict):
+class PersonaConfig(Strict):
     seeds: SeedsConfig
     personas: list[PersonaDef] = Field(min_length=1)
     assign: Literal["hash", "round_robin", "each"] = Field(
@@ -131,7 +128,8 @@ class PersonaConfig(_Strict):
     use_answer_prefix: bool = True
     use_answer_suffix: bool = True
     agents: AgentsConfig = Field(default_factory=AgentsConfig)
-    prompts_dir: str | None = None
+    templates: dict[str, str] = Field(default_factory=dict, description="template name -> file or text")
+    prompts_dir: str | None = Field(None, description="a folder of <name>.j2 files: each overrides that template")
     output: OutputConfig = Field(default_factory=OutputConfig)
     quality: QualityConfig = Field(default_factory=QualityConfig)
     concurrency: int = Field(32, ge=1)
@@ -193,15 +191,12 @@ class PersonaConfig(_Strict):
 
 
 def parse_persona_config(data: Any, source: str = "<dict>", base_dir: str | Path = ".") -> PersonaConfig:
-    """Validate a ``persona:`` section; errors name the config and the field."""
+    """Validate a ``persona:`` section given as a dict; errors read ``SOURCE: persona.field: message``."""
     if not isinstance(data, dict):
         raise ConfigError(f"{source}: the 'persona' section is missing or not a mapping")
-    try:
-        cfg = PersonaConfig.model_validate({**data, "base_dir": str(base_dir)})
-    except ValidationError as e:
-        lines = [f"invalid persona config in {source}:"]
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            lines.append(f"  persona.{loc}: {err['msg']}" if loc else f"  persona: {err['msg']}")
-        raise ConfigError("\n".join(lines)) from None
-    return cfg
+    return validate(PersonaConfig, {**data, "base_dir": str(base_dir)}, source=source, prefix=("persona",))
+
+
+def load_persona_config(config: Any) -> PersonaConfig:
+    """The ``persona:`` section of the engine's parsed config (required); errors give FILE:LINE."""
+    return load_section(config, "persona", PersonaConfig, required=True)

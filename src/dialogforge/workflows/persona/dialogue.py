@@ -8,6 +8,7 @@ the same way; if it stays similar it is kept and the ``echo`` check reports it.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import random
 from typing import Any, Callable
@@ -107,8 +108,8 @@ class DialogueMaker:
             # the stored conversation stays clean: per-turn guidance goes into the request's system message
             msgs = [{"role": "system", "content": f"{system}\n\n{note}" if note else system}, *history,
                     {"role": "user", "content": q}]
-            answer, fixes = await self._ask(ctx, "persona", msgs, "main",
-                                            lambda t, _q=q: clean_answer(t, question=_q, names=names))
+            answer, fixes = await self._ask(ctx, "persona", msgs, "main", functools.partial(
+                clean_answer, question=q, names=names))
             if fixes:
                 cleanup_log.append({"turn": turn, "role": "assistant", "fixes": fixes})
             if turn == 1:

@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 from pathlib import Path
-from typing import Any
+from typing import Any, Sequence
 
 import orjson
 from rich.console import Console
@@ -18,11 +18,12 @@ from dialogforge.engine import Engine
 from dialogforge.engine.errors import ConfigError
 from dialogforge.engine.runner import run_id_for
 
+from ..kit import override
 from .checks import CheckThresholds, run_checks
 from .config import AgentConfig, QualityConfig
 from .dialogs_io import read_dialogues
 from .judge import judge_check, judge_dialogue
-from .prompts import Prompts
+from .prompts import persona_prompts
 from .records import build_record
 from .summary import print_summary, summarize
 
@@ -30,7 +31,7 @@ _RECORD_KEYS = {"id", "messages", "system", "persona", "seed", "turns", "answer_
                 "filter_reasons", "created_at", "cleanup", "language"}
 
 
-def _record(did: str, d: dict, checks: dict, judge: dict | None, advisory: list[str] | tuple = ()) -> dict:
+def _record(did: str, d: dict, checks: dict, judge: dict | None, advisory: Sequence[str] = ()) -> dict:
     row = d["row"]
     meta = {k: v for k, v in row.items() if k not in _RECORD_KEYS and k != d["messages_key"]}
     extra: dict[str, Any] = {"meta": meta} if meta else {}
@@ -55,12 +56,16 @@ def quality_from_config(config: str | os.PathLike | None) -> tuple[QualityConfig
     if config is None:
         return QualityConfig(), AgentsConfig().judge
     from dialogforge.engine.config import load_config
-    section = load_config(config).extra.get("persona") or {}
-    try:
-        q = QualityConfig.model_validate(section.get("quality") or {})
-        a = AgentsConfig.model_validate(section.get("agents") or {}).judge
-    except Exception as e:  # pydantic's message names the field
-        raise ConfigError(f"invalid persona.quality / persona.agents in {config}: {e}") from None
+
+    from ..kit import validate
+    cfg = load_config(config)
+    section = cfg.extra.get("persona") or {}
+    if not isinstance(section, dict):
+        raise ConfigError(f"{config}: persona: must be a mapping")
+    q = validate(QualityConfig, section.get("quality") or {}, source=str(config), lines=cfg.lines,
+                 prefix=("persona", "quality"))
+    a = validate(AgentsConfig, section.get("agents") or {}, source=str(config), lines=cfg.lines,
+                 prefix=("persona", "agents")).judge
     return q, a
 
 
@@ -75,7 +80,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
     t = thresholds or quality.checks
     ms = min_score if min_score is not None else quality.min_score
     if judge_role:
-        judge_agent = judge_agent.model_copy(update={"role": judge_role})
+        judge_agent = override(judge_agent, {"role": judge_role}, prefix=("persona", "agents", "judge"))
     out, inp = Path(output).resolve(), Path(input).resolve()
     filt = Path(filtered).resolve() if filtered else None
     summ = Path(summary_path) if summary_path else out.with_name(out.stem + ".summary.json")
@@ -90,12 +95,13 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
     else:
         if engine is None:
             raise ConfigError("check with a judge needs an engine (a config, or --base-url/--model)")
-        prompts = Prompts(prompts_dir)
+        prompts = persona_prompts(prompts_dir=Path(prompts_dir) if prompts_dir is not None else None)
         by_id = dict(dialogues)
 
         async def process(item: dict, ctx: Any) -> dict:
             d = by_id[ctx.item_id]
             checks = run_checks(d["messages"], t)
+            err: str | None
             if not any(m["role"] == "assistant" for m in d["messages"]):
                 j, err = None, "nothing to judge: no assistant message"
             else:

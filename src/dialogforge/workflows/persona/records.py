@@ -13,7 +13,7 @@ Words: whitespace tokens, except that each Chinese/Japanese character counts as 
 from __future__ import annotations
 
 from datetime import datetime, timezone
-from typing import Any
+from typing import Any, Sequence
 
 from .checks import decide
 from .text import char_count, paragraphs, word_count
@@ -37,7 +37,7 @@ def now_iso() -> str:
 
 def build_record(*, dialogue_id: str, messages: list[dict], system: str | None, persona: str | None,
                  seed: dict | None, judge: dict | None, checks: dict, extra: dict[str, Any] | None = None,
-                 advisory: tuple[str, ...] | list[str] = ()) -> dict:
+                 advisory: Sequence[str] = ()) -> dict:
     convo = [{"role": m["role"], "content": m["content"]} for m in messages if m.get("role") != "system"]
     passed, reasons = decide(checks, advisory)
     rec = {

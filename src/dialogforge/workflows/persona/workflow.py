@@ -20,10 +20,11 @@ from rich.console import Console
 from dialogforge.engine import Engine, RunResult
 from dialogforge.engine.errors import ConfigError
 
-from .config import PersonaConfig, parse_persona_config
+from ..kit import override
+from .config import PersonaConfig, load_persona_config
 from .dialogue import DialogueMaker
 from .judge import warn_if_same
-from .prompts import Prompts
+from .prompts import persona_prompts
 from .seeds import dialogue_items, load_seeds
 from .summary import print_summary, summarize
 
@@ -46,17 +47,14 @@ def load(config: str | os.PathLike | dict, *, base_url: str | None = None, model
          api_key_env: str | None = None, store: str | os.PathLike | None = None) -> tuple[Engine, PersonaConfig]:
     """The engine and the validated persona section of one config (a YAML path or a dict)."""
     if isinstance(config, dict):
-        data = dict(config)
-        section = data.pop("persona", None)
-        engine = Engine.from_dict(data, store=store)
+        engine = Engine.from_dict(config, store=store)
         if base_url or model or api_key_env:
             from dialogforge.engine.config import with_overrides
             engine = Engine(with_overrides(engine.config, base_url=base_url, model=model, api_key_env=api_key_env),
                             engine.store)
-        return engine, parse_persona_config(section, "<dict>", Path.cwd())
-    path = Path(config)
-    engine = Engine.load(path, base_url=base_url, model=model, api_key_env=api_key_env, store=store)
-    return engine, parse_persona_config(engine.config.extra.get("persona"), str(path), path.parent)
+    else:
+        engine = Engine.load(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store)
+    return engine, load_persona_config(engine.config)
 
 
 OVERRIDES = ("seeds", "limit", "start", "shuffle_seed", "turns", "personas", "raw_dir", "filtered_dir", "min_score",
@@ -68,32 +66,18 @@ def apply_overrides(cfg: PersonaConfig, **over: Any) -> PersonaConfig:
     unknown = sorted(set(over) - set(OVERRIDES))
     if unknown:
         raise TypeError(f"unknown persona override(s): {', '.join(unknown)} (known: {', '.join(OVERRIDES)})")
-    data = cfg.model_dump()
-    data["base_dir"] = cfg.base_dir
-    seeds = data["seeds"]
-    if over.get("seeds"):
-        seeds["path"] = str(Path(over["seeds"]).resolve())
-    for k in ("limit", "start", "shuffle_seed"):
-        if over.get(k) is not None:
-            seeds[k] = over[k]
-    if over.get("turns") is not None:
-        data["turns"] = over["turns"]
+    personas = None
     if over.get("personas"):
-        wanted = list(over["personas"])
-        have = {p["name"]: p for p in data["personas"]}
-        data["personas"] = [have.get(n, n) for n in wanted]  # unknown names fall back to the built-ins
-    for k in ("raw_dir", "filtered_dir"):
-        if over.get(k):
-            data["output"][k] = str(Path(over[k]).resolve())
-    if over.get("min_score") is not None:
-        data["quality"]["min_score"] = over["min_score"]
-    if over.get("judge") is not None:
-        data["quality"]["judge"] = over["judge"]
-    if over.get("concurrency"):
-        data["concurrency"] = over["concurrency"]
-    if over.get("rewrite_question") is not None:
-        data["rewrite_question"] = over["rewrite_question"]
-    return parse_persona_config(data, "<overrides>", cfg.base_dir)
+        have = {p.name: p.model_dump() for p in cfg.personas}
+        personas = [have.get(n, n) for n in over["personas"]]  # unknown names fall back to the built-ins
+    path = {k: str(Path(over[k]).resolve()) if over.get(k) else None for k in ("seeds", "raw_dir", "filtered_dir")}
+    return override(cfg, {
+        "seeds.path": path["seeds"], "seeds.limit": over.get("limit"), "seeds.start": over.get("start"),
+        "seeds.shuffle_seed": over.get("shuffle_seed"), "turns": over.get("turns"), "personas": personas,
+        "output.raw_dir": path["raw_dir"], "output.filtered_dir": path["filtered_dir"],
+        "quality.min_score": over.get("min_score"), "quality.judge": over.get("judge"),
+        "concurrency": over.get("concurrency"), "rewrite_question": over.get("rewrite_question"),
+    }, prefix=("persona",))
 
 
 def day_paths(cfg: PersonaConfig, date: str) -> tuple[Path, Path, Path]:
@@ -122,7 +106,7 @@ def read_ids(path: Path, limit_bytes: int | None = None) -> set[str]:
 
 
 def read_records(path: Path, ids: set[str] | None = None) -> list[dict]:
-    out = []
+    out: list[dict] = []
     if not path.exists():
         return out
     for line in path.read_bytes().splitlines():
@@ -155,7 +139,7 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
             finally:
                 await engine.aclose()
     cfg = apply_overrides(persona_config, **overrides) if overrides else persona_config
-    prompts = Prompts(cfg.resolve(cfg.prompts_dir))
+    prompts = persona_prompts(cfg)
     date = date or dt.datetime.now(dt.timezone.utc).date().isoformat()
     raw_path, filt_path, summary_path = day_paths(cfg, date)
 
@@ -216,9 +200,7 @@ def _resolve(config: Any, kwargs: dict) -> tuple[Engine, PersonaConfig]:
     if engine is not None and pcfg is not None:
         return engine, pcfg
     if engine is not None and config is None:
-        src = engine.config.source
-        base = Path(src).parent if src and Path(src).exists() else Path.cwd()
-        return engine, parse_persona_config(engine.config.extra.get("persona"), src or "<engine>", base)
+        return engine, load_persona_config(engine.config)
     if config is None:
         raise ConfigError("persona run needs a config (a YAML path or a dict with a 'persona' section)")
     eng, pcfg2 = load(config, **eopts)

@@ -1,62 +1,40 @@
-"""The workflow's Jinja prompt templates, overridable per run.
+"""The persona workflow's Jinja templates (the files in this folder), loaded through the kit's ``Prompts``.
 
-A run's ``prompts_dir`` may hold any of the template files below; a file found
-there replaces the built-in one of the same name, the others stay built-in.
+Override any of them in the config: ``persona.templates.<name>`` (a file relative to the config, or
+the text), or ``persona.prompts_dir``, a folder whose ``<name>.j2`` files replace the built-in ones
+(a shorthand for listing each file under ``templates``).
 """
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Mapping
 
-import jinja2
+from ...kit import Prompts, templates_in_dir
 
-from dialogforge.engine.errors import ConfigError
+if TYPE_CHECKING:
+    from ..config import PersonaConfig
 
 BUILTIN_DIR = Path(__file__).parent
-TEMPLATES = (
-    "persona_system.j2",    # the persona's system prompt (stored in each record as "system")
-    "rewrite_question.j2",  # seed question -> natural opening question
-    "first_answer.j2",      # system note for the first answer (the seed answer's facts, prefix, suffix)
-    "persona_turn.j2",      # system note for each follow-up answer (keep detail, suffix)
-    "user_turn.j2",         # the user simulator's request
-    "judge.j2",             # the judge's request
+NAMES = (
+    "persona_system",    # the persona's system prompt (stored in each record as "system")
+    "rewrite_question",  # seed question -> natural opening question
+    "first_answer",      # system note for the first answer (the seed answer's facts, prefix, suffix)
+    "persona_turn",      # system note for each follow-up answer (keep detail, suffix)
+    "user_turn",         # the user simulator's request
+    "judge",             # the judge's request
 )
+TEMPLATES = tuple(n + ".j2" for n in NAMES)
+__all__ = ["Prompts", "persona_prompts", "NAMES", "TEMPLATES"]
 
 
-class Prompts:
-    def __init__(self, override_dir: str | Path | None = None):
-        loaders: list[jinja2.BaseLoader] = []
-        if override_dir is not None:
-            d = Path(override_dir)
-            if not d.is_dir():
-                raise ConfigError(f"persona.prompts_dir: {d} is not a directory")
-            unknown = sorted(p.name for p in d.glob("*.j2") if p.name not in TEMPLATES)
-            if unknown:
-                raise ConfigError(f"persona.prompts_dir: unknown template(s) {', '.join(unknown)} in {d} "
-                                  f"(known: {', '.join(TEMPLATES)})")
-            loaders.append(jinja2.FileSystemLoader(str(d)))
-        loaders.append(jinja2.FileSystemLoader(str(BUILTIN_DIR)))
-        self.env = jinja2.Environment(loader=jinja2.ChoiceLoader(loaders), undefined=jinja2.StrictUndefined,
-                                      keep_trailing_newline=False, autoescape=False)
-        self._cache: dict[str, jinja2.Template] = {}
-
-    def render(self, name: str, **ctx: Any) -> str:
-        tpl = self._cache.get(name)
-        if tpl is None:
-            try:
-                tpl = self.env.get_template(name)
-            except jinja2.TemplateSyntaxError as e:
-                raise ConfigError(f"prompt template {e.filename or name}:{e.lineno}: {e.message}") from None
-            self._cache[name] = tpl
-        try:
-            text = tpl.render(**ctx)
-        except jinja2.UndefinedError as e:
-            raise ConfigError(f"prompt template {name}: {e.message}") from None
-        # tidy: no runs of blank lines left by template conditionals
-        lines = text.strip().split("\n")
-        out: list[str] = []
-        for ln in lines:
-            if not ln.strip() and out and not out[-1].strip():
-                continue
-            out.append(ln.rstrip())
-        return "\n".join(out)
+def persona_prompts(cfg: "PersonaConfig | None" = None, *, prompts_dir: str | Path | None = None,
+                    templates: Mapping[str, str] | None = None, base_dir: str | Path = ".") -> Prompts:
+    """The persona templates of a config (or of a prompts folder and template overrides)."""
+    if cfg is not None:
+        prompts_dir = cfg.resolve(cfg.prompts_dir)
+        templates, base_dir = cfg.templates, cfg.base_dir
+    overrides: dict[str, str] = {}
+    if prompts_dir is not None:
+        overrides.update(templates_in_dir(prompts_dir, NAMES, "persona.prompts_dir"))
+    overrides.update(templates or {})
+    return Prompts(BUILTIN_DIR, NAMES, overrides=overrides, base_dir=base_dir, section="persona.templates", tidy=True)
