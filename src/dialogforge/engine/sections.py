@@ -9,7 +9,6 @@ declared is an error naming the nearest valid one; ``register_section`` adds one
 from __future__ import annotations
 
 import copy
-import difflib
 import os
 from pathlib import Path
 from typing import Any, Iterable, TypeVar, get_args, get_origin
@@ -142,6 +141,7 @@ def _as_model(tp: Any) -> type[BaseModel] | None:
 
 
 def _nearest_hint(name: str, valid: Iterable[str]) -> str:
+    import difflib
     near = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)
     return f" (did you mean {near[0]!r}?)" if near else ""
 
