@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from dialogforge.engine import Engine, ItemFailed, read_items
+from dialogforge.engine import Engine, ItemFailed, Records, read_items
 from dialogforge.testing.fake_server import FakeServer
 
 
@@ -36,7 +36,7 @@ async def test_multi_call_items_and_named_outputs(tmp_path):
         a = await ctx.chat([{"role": "user", "content": item["prompt"]}], purpose="main")
         b = await ctx.chat([{"role": "user", "content": "judge: " + a.text}], purpose="judge")
         rec = {"id": ctx.item_id, "answer": a.text, "verdict": b.text}
-        return {"raw": [rec], "kept": [rec] if int(ctx.item_id[1:]) % 2 == 0 else []}
+        return Records(raw=[rec], kept=[rec] if int(ctx.item_id[1:]) % 2 == 0 else [])
 
     async with FakeServer() as srv:
         eng = make_engine(srv, tmp_path)

@@ -8,7 +8,8 @@ from typing import Optional
 import typer
 
 from ..engine.errors import ConfigError
-from .common import BaseUrlOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, parse_fields, run_async
+from .common import (BaseUrlOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, parse_fields,
+                     run_async)
 
 
 def _mapping(preset: Optional[str], fields: list[str] | None):
@@ -47,6 +48,7 @@ def register(app: typer.Typer) -> None:
         api_key_env: Optional[str] = KeyEnvOpt,
         store: Optional[Path] = StoreOpt,
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-run only rollouts that failed before."),
+        continue_: bool = ContinueOpt,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Run the agent on every task instance x repeats x rounds; resumable after any interruption."""
@@ -88,14 +90,15 @@ def register(app: typer.Typer) -> None:
         async def main():
             try:
                 return await run_agent(engine, cfg, task_list, out, rounds=round_list, repeats=repeats,
-                                       concurrency=concurrency, retry_failed=retry_failed, progress=not quiet)
+                                       concurrency=concurrency, retry_failed=retry_failed, progress=not quiet,
+                                       continue_=continue_)
             finally:
                 await engine.aclose()
 
         result = run_async(main)
         failed = 0
         for r, rr in result.rounds.items():
-            failed += rr.failed
+            failed += rr.failed + rr.skipped_failed
             s = result.summary[f"round_{r}"]
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(s["statuses"].items())) or "none"
             msg = (f"[green]round {r}[/]: {rr.done} rollouts now, {rr.skipped} earlier · in {out / f'round_{r}'}: "
@@ -103,6 +106,8 @@ def register(app: typer.Typer) -> None:
                    f"{s['samples']} samples")
             if rr.failed:
                 msg += f" · [red]{rr.failed} failed[/] (see {rr.failures_path}; rerun with --retry-failed)"
+            if rr.skipped_failed:
+                msg += f" · [red]{rr.skipped_failed} failed earlier[/] (--retry-failed to retry)"
             console.print(msg, highlight=False)
         if failed:
             raise typer.Exit(1)

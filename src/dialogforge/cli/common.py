@@ -18,6 +18,8 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config with endpoint
 BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (overrides the config).")
 ModelOpt = typer.Option(None, "--model", help="Model name on that server (overrides the config).")
 KeyEnvOpt = typer.Option(None, "--api-key-env", help="Environment variable that holds the API key.")
+ContinueOpt = typer.Option(False, "--continue", help="Go on into outputs made with other settings (model, "
+                           "sampling, templates, inputs) instead of refusing; finished items stay as they are.")
 StoreOpt = typer.Option(None, "--store", help="Run store (SQLite). Default: .dialogforge/store.sqlite or $DIALOGFORGE_HOME.")
 
 
@@ -65,5 +67,5 @@ def print_result(result: Any, what: str = "items") -> None:
     if result.failed:
         msg += f", [red]{result.failed} failed[/] (see {result.failures_path}; rerun with --retry-failed)"
     if result.skipped_failed:
-        msg += f", {result.skipped_failed} failed earlier (--retry-failed to retry)"
+        msg += f", [red]{result.skipped_failed} failed earlier[/] (--retry-failed to retry)"
     console.print(msg + f" · run {result.run_id}", highlight=False)

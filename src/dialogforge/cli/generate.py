@@ -7,8 +7,8 @@ from typing import Optional
 import typer
 
 from ..workflows.generate import generate, options_from_config
-from .common import (BaseUrlOpt, ConfigOpt, KeyEnvOpt, ModelOpt, StoreOpt, friendly_errors, make_engine,
-                     parse_fields, print_result, run_async)
+from .common import (BaseUrlOpt, ConfigOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, friendly_errors,
+                     make_engine, parse_fields, print_result, run_async)
 
 
 def register(app: typer.Typer) -> None:
@@ -29,6 +29,7 @@ def register(app: typer.Typer) -> None:
         field: Optional[list[str]] = typer.Option(None, "--field", help="Map fields: prompt=question, id=uid."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the items that failed before."),
         keep_input: bool = typer.Option(False, "--keep-input", help="Copy each input row into its output row."),
+        continue_: bool = ContinueOpt,
         store: Optional[Path] = StoreOpt,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
@@ -41,10 +42,10 @@ def register(app: typer.Typer) -> None:
         async def main():
             try:
                 return await generate(engine, input, output, opts, concurrency=concurrency,
-                                      retry_failed=retry_failed, progress=not quiet)
+                                      retry_failed=retry_failed, progress=not quiet, continue_=continue_)
             finally:
                 await engine.aclose()
         result = run_async(main)
         print_result(result)
-        if result.failed:
+        if result.failures_remain:  # failed now or earlier: not done until they are retried
             raise typer.Exit(1)

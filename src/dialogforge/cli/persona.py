@@ -8,7 +8,7 @@ from typing import Optional
 import typer
 
 from ..engine.errors import ConfigError
-from .common import (BaseUrlOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, make_engine,
+from .common import (BaseUrlOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, make_engine,
                      print_result, run_async)
 
 
@@ -49,6 +49,7 @@ def register(app: typer.Typer) -> None:
         concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Dialogues in flight at once."),
         date: Optional[str] = typer.Option(None, "--date", help="Day-file date YYYY-MM-DD (default: today, UTC)."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the dialogues that failed before."),
+        continue_: bool = ContinueOpt,
         base_url: Optional[str] = BaseUrlOpt,
         model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt,
@@ -67,7 +68,7 @@ def register(app: typer.Typer) -> None:
         async def main():
             try:
                 return await arun(engine=engine, persona_config=pcfg, date=date, retry_failed=retry_failed,
-                                  progress=not quiet, console=console,
+                                  progress=not quiet, console=console, continue_=continue_,
                                   **{k: v for k, v in overrides.items() if v is not None})
             finally:
                 await engine.aclose()
@@ -76,7 +77,7 @@ def register(app: typer.Typer) -> None:
             print_result(res.engine_result, "dialogues")
         console.print(f"raw: {res.raw_path}\nfiltered: {res.filtered_path}\nsummary: {res.summary_path}",
                       highlight=False)
-        if res.engine_result is not None and res.engine_result.failed:
+        if res.engine_result is not None and res.engine_result.failures_remain:
             raise typer.Exit(1)
 
     @persona_app.command("check")

@@ -14,14 +14,16 @@ from .errors import (APIConnectionError, APIError, APIStatusError, ConfigError, 
                      ItemFailed, NotFoundError, StructuredOutputError)
 from .io import count_items, read_items
 from .limits import Gate
-from .runner import ItemContext, ProcessFn, RunResult, execute
+from .identity import RunChanged
+from .runner import ItemContext, ItemResult, ProcessFn, Records, RunCrashed, RunResult, execute
 from .store import RunStore
-from .types import ChatResponse, Usage
+from .types import ChatResponse, ItemStatus, RunStatus, Usage
 
 __all__ = [
     "Engine", "ItemContext", "RunResult", "ChatResponse", "Usage", "Config", "EndpointConfig", "RunStore",
     "read_items", "count_items", "load_config", "ItemFailed", "DialogforgeError", "ConfigError", "InputError",
     "APIError", "APIConnectionError", "APIStatusError", "NotFoundError", "StructuredOutputError",
+    "Records", "ItemResult", "ItemStatus", "RunStatus", "RunCrashed", "RunChanged",
 ]
 
 EMBEDDED_ENDPOINT = "embedded"
@@ -109,12 +111,30 @@ class Engine:
     async def run(self, *, name: str, items: Iterable[tuple[str, dict]], process: ProcessFn,
                   output: str | os.PathLike | dict[str, Any], concurrency: int = 64, retry_failed: bool = False,
                   run_id: str | None = None, total: int | None = None, use_cache: bool = True,
-                  progress: bool = True, roles: Iterable[str] | None = None, check: bool = True) -> RunResult:
+                  progress: bool = True, roles: Iterable[str] | None = None, check: bool = True,
+                  identity: dict[str, Any] | None = None, continue_: bool = False) -> RunResult:
+        """Run ``process`` over ``items`` into ``output`` (see ``runner``).
+
+        ``identity``: what else shapes the outputs besides the roles' models and parameters
+        (templates, environment, a hash of the input items); a rerun into the same outputs with
+        another identity is refused unless ``continue_``."""
+        roles = list(roles) if roles is not None else list(self.config.roles or ["generator"])
         if check:
-            await self.preflight(roles if roles is not None else (self.config.roles or ["generator"]))
+            await self.preflight(roles)
+        ident = {"models": self.model_identity(roles), **(identity or {})}
         return await execute(self, name=name, items=items, process=process, output=output, concurrency=concurrency,
                              retry_failed=retry_failed, run_id=run_id, total=total, use_cache=use_cache,
-                             progress=progress, console=self.console)
+                             progress=progress, console=self.console, identity=ident, continue_=continue_)
+
+    def model_identity(self, roles: Iterable[str]) -> dict[str, Any]:
+        """What each role's endpoint contributes to a run's identity: backend, model and sampling
+        parameters (not its URL, keys or limits)."""
+        out = {}
+        for role in sorted(set(roles)):
+            cfg = self.endpoint_config(role)
+            out[role] = {"backend": cfg.backend, "model": cfg.model, "params": cfg.params,
+                         "structured_output": cfg.structured_output}
+        return out
 
     def run_sync(self, **kwargs: Any) -> RunResult:
         async def main() -> RunResult:

@@ -1,10 +1,13 @@
 """The run loop: items in, an async function per item, output lines out — exactly once.
 
-Each finished item's records are appended to the output file(s) as soon as the item
-completes (no stage waits for a batch); then the item and the files' new sizes are
-committed to the run store together. A rerun of the same command cuts any uncommitted
-tail off the files, skips finished items, and serves every LLM call that already has a
-response from the store, so a half-finished multi-turn item replays for free.
+Each finished item's records are committed to the run store together with the item (group
+commit), then appended to the output file(s) (see ``outputs``). A rerun of the same command
+skips finished items, restores output rows the files lost, and serves every LLM call that
+already has a response from the store, so a half-finished multi-turn item replays for free.
+
+Only an item's own errors fail an item (``ITEM_ERRORS``): an API error after retries, an
+``ItemFailed`` the workflow raises, an answer that never matched its schema. Anything else is
+a bug or a broken setup: the run stops, its traceback goes into the store, the user gets one line.
 """
 from __future__ import annotations
 
@@ -12,20 +15,42 @@ import asyncio
 import hashlib
 import os
 import sys
+import traceback
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Union
 
 import orjson
 from rich.console import Console
 
-from .errors import DialogforgeError
+from .errors import APIError, DialogforgeError, ItemFailed, StructuredOutputError
+from .identity import check_identity
 from .limits import Gate
+from .outputs import OutputFiles
 from .progress import RunProgress
-from .types import ChatResponse
+from .types import ChatResponse, ItemStatus, RunStatus
 
 if TYPE_CHECKING:
     from . import Engine
+
+__all__ = ["ItemContext", "Records", "ItemResult", "ProcessFn", "RunResult", "RunCrashed", "ItemStatus", "RunStatus",
+           "ITEM_ERRORS", "execute", "run_id_for"]
+
+ITEM_ERRORS: tuple[type[BaseException], ...] = (APIError, ItemFailed, StructuredOutputError)
+
+
+class RunCrashed(DialogforgeError):
+    """The run stopped on an error that is not an item's own; its traceback is in the run store."""
+
+
+class Records(dict[str, list]):
+    """What one item writes: output name -> the records for that output, e.g.
+    ``Records(raw=[rec], filtered=[rec] if ok else [])``."""
+
+
+# A process function returns Records, a list of records or one record (a dict) for the run's only
+# output, or None for nothing.
+ItemResult = Union[Records, list, dict, None]
 
 
 class ItemContext:
@@ -56,7 +81,7 @@ class ItemContext:
         return self.engine.store.memo(self.run_id, self.item_id, key, value)
 
 
-ProcessFn = Callable[[dict, ItemContext], Awaitable[Any]]
+ProcessFn = Callable[[dict, ItemContext], Awaitable[ItemResult]]
 
 
 @dataclass
@@ -68,6 +93,11 @@ class RunResult:
     skipped_failed: int = 0  # failed earlier, not retried
     outputs: dict[str, Path] = field(default_factory=dict)
     failures_path: Path | None = None
+
+    @property
+    def failures_remain(self) -> bool:
+        """Items of this run that are failed now (this time or earlier, not retried)."""
+        return bool(self.failed or self.skipped_failed)
 
 
 def run_id_for(name: str, outputs: dict[str, Path]) -> str:
@@ -90,138 +120,135 @@ def _failures_path(primary: Path) -> Path:
     return primary.with_name(name + ".failures.jsonl")
 
 
-class OutputFiles:
-    """Append-only JSONL outputs whose committed sizes live in the run store."""
-
-    def __init__(self, store, outputs: dict[str, Path], console: Console):
-        self.store = store
-        self.paths = outputs
-        self.handles: dict[str, Any] = {}
-        for name, path in outputs.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            key = str(path)
-            actual = path.stat().st_size if path.exists() else 0
-            committed = store.committed_size(key)
-            if committed is None or actual < committed:
-                if committed is not None:
-                    console.print(f"[yellow]note:[/] {path} is shorter than dialogforge wrote it; taking it as it is")
-                store.set_committed_size(key, actual)
-            elif actual > committed:
-                console.print(f"[yellow]resume:[/] cutting {actual - committed} uncommitted bytes off the end of {path}")
-                with path.open("r+b") as f:
-                    f.truncate(committed)
-            self.handles[name] = path.open("ab")
-
-    def write(self, records: dict[str, list]) -> dict[str, int]:
-        sizes: dict[str, int] = {}
-        for name, recs in records.items():
-            if not recs:
-                continue
-            fh = self.handles.get(name)
-            if fh is None:
-                raise DialogforgeError(f"the workflow wrote to an unknown output {name!r} (known: {', '.join(self.handles)})")
-            fh.write(b"".join(orjson.dumps(r, option=orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY) for r in recs))
-            sizes[str(self.paths[name])] = fh.tell()
-        return sizes
-
-    def flush(self) -> None:
-        """Called by the store before each group commit, so the lines land before the commit."""
-        for fh in self.handles.values():
-            fh.flush()
-
-    def close(self) -> None:
-        for fh in self.handles.values():
-            fh.close()
-
-
-def _records_by_output(result: Any, default: str, names: dict) -> dict[str, list]:
-    """A dict whose keys are all output names is {output: [records]}; anything else goes to `default`."""
+def records_by_output(result: ItemResult, outputs: dict[str, Path]) -> dict[str, list]:
+    """The records a process function returned, by output name (see ``ItemResult``)."""
     if result is None:
         return {}
-    if isinstance(result, dict) and result and all(k in names and isinstance(v, list) for k, v in result.items()):
+    if isinstance(result, Records):
         return result
+    if len(outputs) > 1:
+        raise TypeError(f"a run with several outputs ({', '.join(outputs)}) needs its process function to "
+                        f"return Records(name=[...]), not {type(result).__name__}")
+    only = next(iter(outputs))
     if isinstance(result, list):
-        return {default: result}
-    return {default: [result]}
+        return {only: result}
+    if isinstance(result, dict):
+        if all(k in outputs and isinstance(v, list) for k, v in result.items()):
+            raise TypeError(f"ambiguous result {{{', '.join(map(repr, result))}: [...]}}: return Records(...) "
+                            "for records by output, or a dict without output names as keys for one record")
+        return {only: [result]}
+    raise TypeError(f"a process function returns Records, a list or a dict, not {type(result).__name__}")
+
+
+class _Run:
+    """One invocation of ``execute``: its counters, its in-flight tasks and how it ended."""
+
+    def __init__(self, engine: "Engine", rid: str, files: OutputFiles, outputs: dict[str, Path],
+                 result: RunResult, prog: RunProgress, process: ProcessFn, use_cache: bool):
+        self.engine, self.rid, self.files, self.outputs = engine, rid, files, outputs
+        self.result, self.prog, self.process, self.use_cache = result, prog, process, use_cache
+        self.crash: tuple[BaseException, str] | None = None
+
+    async def work(self, item_id: str, item: dict, sem: Gate) -> None:
+        store = self.engine.store
+        try:
+            ctx = ItemContext(self.engine, self.rid, item_id, item, self.use_cache)
+            try:
+                records = records_by_output(await self.process(item, ctx), self.outputs)
+                appends = self.files.write(records)
+            except ITEM_ERRORS as e:  # the item fails; the run goes on
+                store.commit_item(self.rid, item_id, ItemStatus.FAILED, error=f"{type(e).__name__}: {e}", defer=True)
+                self.result.failed += 1
+                self.prog.failed += 1
+                return
+            except Exception as e:  # not the item's fault: stop the run (asyncio.CancelledError passes)
+                if self.crash is None:
+                    self.crash = (e, traceback.format_exc())
+                return
+            # group commit: items finishing in the same event-loop turn share one transaction
+            store.commit_item(self.rid, item_id, ItemStatus.DONE, records=sum(len(v) for v in records.values()),
+                              appends=appends, defer=True)
+            self.result.done += 1
+            self.prog.done += 1
+        finally:
+            sem.release()
+
+    async def feed(self, items: Iterable[tuple[str, dict]], statuses: dict[str, str], retry_failed: bool,
+                   concurrency: int) -> None:
+        sem = Gate(concurrency)
+        tasks: set[asyncio.Task] = set()
+        try:
+            for item_id, item in items:
+                st = statuses.get(item_id)
+                if st == ItemStatus.DONE or (retry_failed and st != ItemStatus.FAILED):
+                    self.result.skipped += st == ItemStatus.DONE
+                    self.prog.skipped += 1
+                    continue
+                if st == ItemStatus.FAILED and not retry_failed:
+                    self.result.skipped_failed += 1
+                    self.prog.skipped += 1
+                    continue
+                await sem.acquire()
+                if self.crash is not None:
+                    break
+                t = asyncio.ensure_future(self.work(item_id, item, sem))
+                tasks.add(t)
+                t.add_done_callback(tasks.discard)
+            while tasks and self.crash is None:
+                await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for t in tasks:
+                t.cancel()
+            if tasks:
+                await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _crash_line(rid: str, exc: BaseException, tb: str) -> str:
+    frames = traceback.extract_tb(exc.__traceback__)
+    where = f" at {Path(frames[-1].filename).name}:{frames[-1].lineno}" if frames else ""
+    return (f"run {rid} stopped: {type(exc).__name__}: {exc}{where} — not an item's error, so no item was marked "
+            f"failed; fix it and rerun to resume (traceback: dialogforge runs show {rid})")
 
 
 async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dict]], process: ProcessFn,
                   output: str | os.PathLike | dict[str, Any], concurrency: int = 64, retry_failed: bool = False,
                   run_id: str | None = None, total: int | None = None, use_cache: bool = True,
-                  progress: bool = True, console: Console | None = None) -> RunResult:
+                  progress: bool = True, console: Console | None = None, identity: dict | None = None,
+                  continue_: bool = False) -> RunResult:
     console = console or Console(stderr=True)
     outputs = _normalise_outputs(output)
-    primary = next(iter(outputs))
     rid = run_id or run_id_for(name, outputs)
     store = engine.store
     store.drain()
+    fp = check_identity(store, rid, identity, continue_, next(iter(outputs.values()))) if identity is not None else None
     store.begin_run(rid, name, {k: str(v) for k, v in outputs.items()}, " ".join(sys.argv))
-    statuses = store.item_statuses(rid)
+    if identity is not None and fp is not None:
+        store.set_run_identity(rid, fp, identity)
     files = OutputFiles(store, outputs, console)
-    store.before_commit.append(files.flush)
-    result = RunResult(run_id=rid, outputs=outputs, failures_path=_failures_path(outputs[primary]))
+    store.after_commit.append(files.write_committed)
+    result = RunResult(run_id=rid, outputs=outputs, failures_path=_failures_path(next(iter(outputs.values()))))
     prog = RunProgress(name, total, engine.stats, console, enabled=progress)
-    sem = Gate(concurrency)
-    tasks: set[asyncio.Task] = set()
-
-    def commit(item_id: str, status: str, **kw: Any) -> None:
-        # group commit: items finishing in the same event-loop turn share one transaction
-        store.commit_item(rid, item_id, status, defer=True, **kw)
-
-    async def work(item_id: str, item: dict) -> None:
-        try:
-            ctx = ItemContext(engine, rid, item_id, item, use_cache)
-            try:
-                out = await process(item, ctx)
-                records = _records_by_output(out, primary, outputs)
-            except asyncio.CancelledError:
-                raise
-            except Exception as e:  # the item fails; the run goes on
-                msg = f"{type(e).__name__}: {e}"
-                commit(item_id, "failed", error=msg)
-                result.failed += 1
-                prog.failed += 1
-                return
-            sizes = files.write(records)
-            commit(item_id, "done", records=sum(len(v) for v in records.values()), file_sizes=sizes)
-            result.done += 1
-            prog.done += 1
-        finally:
-            sem.release()
-
+    run = _Run(engine, rid, files, outputs, result, prog, process, use_cache)
     prog.start()
-    status = "interrupted"
+    status, error = RunStatus.INTERRUPTED, None
     try:
-        for item_id, item in items:
-            st = statuses.get(item_id)
-            if st == "done":
-                result.skipped += 1
-                prog.skipped += 1
-                continue
-            if retry_failed and st != "failed":
-                prog.skipped += 1
-                continue
-            if st == "failed" and not retry_failed:
-                result.skipped_failed += 1
-                prog.skipped += 1
-                continue
-            await sem.acquire()
-            t = asyncio.ensure_future(work(item_id, item))
-            tasks.add(t)
-            t.add_done_callback(tasks.discard)
-        if tasks:
-            await asyncio.gather(*tasks)
-        status = "finished"
+        await run.feed(items, store.item_statuses(rid), retry_failed, concurrency)
+        if run.crash is not None:
+            status, error = RunStatus.CRASHED, run.crash[1]
+            raise RunCrashed(_crash_line(rid, *run.crash))
+        status = RunStatus.FINISHED
+    except DialogforgeError:
+        if error is None:
+            status, error = RunStatus.CRASHED, traceback.format_exc()
+        raise
     finally:
-        for t in tasks:
-            t.cancel()
         prog.stop()
         store.drain()
-        store.before_commit.remove(files.flush)
+        store.after_commit.remove(files.write_committed)
         files.close()
         if result.failures_path is not None:
             _write_failures(store, rid, result.failures_path)
-        store.end_run(rid, status)
+        store.end_run(rid, status, error)
     return result
 
 

@@ -8,6 +8,7 @@ hot path of every call.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import StrEnum
 from typing import Any
 
 Message = dict[str, Any]  # {"role": ..., "content": ..., optional "tool_calls", "tool_call_id", "name"}
@@ -63,3 +64,19 @@ class ChatResponse:
             raw=body,
             latency=latency,
         )
+
+
+class ItemStatus(StrEnum):
+    """An item's state in the run store."""
+
+    DONE = "done"
+    FAILED = "failed"
+
+
+class RunStatus(StrEnum):
+    """A run's state in the run store."""
+
+    RUNNING = "running"
+    FINISHED = "finished"
+    INTERRUPTED = "interrupted"  # stopped from outside (Ctrl-C, a kill); rerun to resume
+    CRASHED = "crashed"  # stopped by an error that is not an item's; the traceback is in the store

@@ -13,7 +13,8 @@ from typing import Any
 
 from pydantic import Field
 
-from ..engine import Engine, ItemContext, ItemFailed, RunResult, read_items
+from ..engine import Engine, ItemContext, ItemFailed, Records, RunResult, read_items
+from ..engine.identity import file_digest
 from .kit import Strict, load_section, override
 
 
@@ -59,7 +60,7 @@ def build_messages(item: dict, system: str | None) -> list[dict]:
 
 
 def make_process(opts: GenerateOptions):
-    async def process(item: dict, ctx: ItemContext) -> list[dict]:
+    async def process(item: dict, ctx: ItemContext) -> Records:
         messages = build_messages(item, opts.system)
         rows = []
         for k in range(opts.n):
@@ -70,14 +71,17 @@ def make_process(opts: GenerateOptions):
             if opts.keep_input:
                 row["input"] = item
             rows.append(row)
-        return rows
+        return Records(output=rows)
     return process
 
 
 async def generate(engine: Engine, input_path: str | os.PathLike, output: str | os.PathLike,
                    opts: GenerateOptions | None = None, *, concurrency: int = 64, retry_failed: bool = False,
-                   progress: bool = True) -> RunResult:
-    """Run single-turn generation over a JSONL/JSON file of prompts."""
+                   progress: bool = True, continue_: bool = False) -> RunResult:
+    """Run single-turn generation over a JSONL/JSON file of prompts.
+
+    Rerunning into the same output with another model, parameters, system prompt or input file
+    is refused unless ``continue_`` (``--continue``)."""
     opts = opts or GenerateOptions()
     id_field = opts.fields.get("id")
     fields = {k: v for k, v in opts.fields.items() if k != "id"}
@@ -86,4 +90,7 @@ async def generate(engine: Engine, input_path: str | os.PathLike, output: str | 
     items = read_items(input_path, id_field=id_field, fields=fields)
     return await engine.run(name="generate", items=items, process=make_process(opts), output=output,
                             concurrency=concurrency, retry_failed=retry_failed, total=total,
-                            progress=progress, roles=["generator"])
+                            progress=progress, roles=["generator"], continue_=continue_,
+                            identity={"generate": {"system": opts.system, "n": opts.n, "params": opts.params,
+                                                   "fields": opts.fields, "keep_input": opts.keep_input},
+                                      "input": file_digest(input_path)})

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ...engine import Engine, ItemContext
+from ...engine import Engine, ItemContext, Records
 from ...engine.errors import ConfigError
 from .config import AgentConfig
 from .context import TokenCounter
@@ -66,7 +66,8 @@ def summarize(out_dir: str | Path, rounds: list[int]) -> dict:
 
 async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir: str | Path, *,
                     rounds: list[int] | None = None, repeats: int | None = None, concurrency: int | None = None,
-                    retry_failed: bool = False, progress: bool = True, check: bool = True) -> AgentRunResult:
+                    retry_failed: bool = False, progress: bool = True, check: bool = True,
+                    continue_: bool = False) -> AgentRunResult:
     if not tasks:
         raise ConfigError("no tasks to run")
     check_environment_type(cfg.environment)
@@ -84,7 +85,7 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
     out_dir = Path(out_dir)
     tag = hashlib.blake2b(str(out_dir.resolve()).encode(), digest_size=4).hexdigest()
 
-    async def process(item: dict, ctx: ItemContext) -> dict:
+    async def process(item: dict, ctx: ItemContext) -> Records:
         task = by_id[item["instance"]]
         r, k = item["round"], item["repeat"]
         async with workers:
@@ -92,9 +93,10 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
             res = await Rollout(task, cfg, env, ctx.chat, sample=sample_seed(r, k), prompts=prompts,
                                 counter=counter, price=price, eval_slots=eval_slots, memo=ctx.memo).run()
         samples = sample_records(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)
-        return {"samples": samples,
-                "trajectories": [trajectory_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)],
-                "index": [index_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id, n_samples=len(samples))]}
+        return Records(samples=samples,
+                       trajectories=[trajectory_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)],
+                       index=[index_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id,
+                                           n_samples=len(samples))])
 
     def items(r: int):
         for k in range(repeats):
@@ -106,7 +108,8 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
     per_round = max(1, concurrency or cfg.concurrency)
     runs = [engine.run(name=f"agent-round{r}", run_id=f"agent-{tag}-round{r}", items=items(r), process=process,
                        output=round_outputs(out_dir, r), concurrency=per_round, retry_failed=retry_failed,
-                       total=repeats * len(tasks), progress=progress, check=False)
+                       total=repeats * len(tasks), progress=progress, check=False,
+                       roles=[cfg.agent_role, cfg.summary_role], continue_=continue_)
             for r in rounds]
     results = await asyncio.gather(*runs)
     res = AgentRunResult(out_dir=out_dir, rounds=dict(zip(rounds, results)))

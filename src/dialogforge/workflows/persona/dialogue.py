@@ -14,6 +14,7 @@ import random
 from typing import Any, Callable
 
 from dialogforge.engine.errors import ItemFailed
+from dialogforge.engine.runner import Records
 
 from .checks import parrots, repeats_a_question, run_checks
 from .cleanup import clean_answer, clean_question
@@ -65,7 +66,7 @@ class DialogueMaker:
             return last
         raise ItemFailed(f"{purpose} ({agent}): empty after clean-up in {tries} attempt(s)")
 
-    async def process(self, item: dict, ctx: Any) -> dict:
+    async def process(self, item: dict, ctx: Any) -> Records:
         cfg = self.cfg
         persona: PersonaDef = cfg.persona(item["persona"])
         did: str = ctx.item_id
@@ -128,4 +129,4 @@ class DialogueMaker:
                            seed=item.get("provenance"), judge=judge, checks=checks,
                            extra={"language": persona.language, "cleanup": cleanup_log},
                            advisory=cfg.quality.advisory)
-        return {"raw": [rec], "filtered": [rec] if rec["passed"] else []}
+        return Records(raw=[rec], filtered=[rec] if rec["passed"] else [])

@@ -16,7 +16,7 @@ from rich.console import Console
 
 from dialogforge.engine import Engine
 from dialogforge.engine.errors import ConfigError
-from dialogforge.engine.runner import run_id_for
+from dialogforge.engine.runner import Records, run_id_for
 
 from ..kit import override
 from .checks import CheckThresholds, run_checks
@@ -98,7 +98,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
         prompts = persona_prompts(prompts_dir=Path(prompts_dir) if prompts_dir is not None else None)
         by_id = dict(dialogues)
 
-        async def process(item: dict, ctx: Any) -> dict:
+        async def process(item: dict, ctx: Any) -> Records:
             d = by_id[ctx.item_id]
             checks = run_checks(d["messages"], t)
             err: str | None
@@ -108,7 +108,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
                 j, err = await judge_dialogue(ctx, prompts, judge_agent, d["messages"], persona=item.get("persona"))
             checks["judge"] = judge_check(j, err, ms)
             rec = _record(ctx.item_id, d, checks, j, quality.advisory)
-            out_recs = {"output": [rec]}
+            out_recs = Records(output=[rec])
             if filt is not None:
                 out_recs["filtered"] = [rec] if rec["passed"] else []
             return out_recs

@@ -80,6 +80,23 @@ def apply_overrides(cfg: PersonaConfig, **over: Any) -> PersonaConfig:
     }, prefix=("persona",))
 
 
+def run_identity(cfg: PersonaConfig) -> dict[str, Any]:
+    """What shapes the dialogues (see engine.identity): the persona settings and templates, and the seeds'
+    content; not which slice of the seeds (start, limit), the output folders or the concurrency."""
+    from dialogforge.engine.identity import file_digest
+
+    from .prompts import BUILTIN_DIR
+    data = cfg.model_dump(exclude={"concurrency", "output", "base_dir", "prompts_dir"})
+    seeds = data["seeds"]
+    for k in ("path", "start", "limit"):
+        seeds.pop(k, None)
+    seeds_path = cfg.resolve(cfg.seeds.path)
+    seeds["content"] = file_digest(seeds_path) if seeds_path and Path(seeds_path).is_file() else None
+    dirs = [d for d in (cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None, BUILTIN_DIR) if d]
+    data["templates"] = {p.name: file_digest(p) for d in reversed(dirs) for p in sorted(Path(d).glob("*.j2"))}
+    return data
+
+
 def day_paths(cfg: PersonaConfig, date: str) -> tuple[Path, Path, Path]:
     raw_dir, filt_dir = cfg.resolve(cfg.output.raw_dir), cfg.resolve(cfg.output.filtered_dir)
     assert raw_dir is not None and filt_dir is not None
@@ -124,7 +141,7 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
                persona_config: PersonaConfig | None = None, date: str | None = None, retry_failed: bool = False,
                progress: bool = True, console: Console | None = None, base_url: str | None = None,
                model: str | None = None, api_key_env: str | None = None, store: str | os.PathLike | None = None,
-               **overrides: Any) -> PersonaRunResult:
+               continue_: bool = False, **overrides: Any) -> PersonaRunResult:
     """Async form of :func:`run`."""
     console = console or Console(stderr=True)
     if persona_config is None or engine is None:
@@ -135,7 +152,7 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
         if given is None:  # ours to close
             try:
                 return await arun(engine=engine, persona_config=persona_config, date=date, retry_failed=retry_failed,
-                                  progress=progress, console=console, **overrides)
+                                  progress=progress, console=console, continue_=continue_, **overrides)
             finally:
                 await engine.aclose()
     cfg = apply_overrides(persona_config, **overrides) if overrides else persona_config
@@ -160,7 +177,8 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
                    | ({cfg.agents.judge.role} if cfg.quality.judge else set()))
     result = await engine.run(name=RUN_NAME, items=todo, process=maker.process,
                               output={"raw": raw_path, "filtered": filt_path}, concurrency=cfg.concurrency,
-                              retry_failed=retry_failed, total=len(todo), progress=progress, roles=roles)
+                              retry_failed=retry_failed, total=len(todo), progress=progress, roles=roles,
+                              identity=run_identity(cfg), continue_=continue_)
     ids = {i for i, _ in items}
     records = read_records(raw_path, ids)
     failed = sum(1 for i, e in engine.store.failures(result.run_id) if i in ids and i not in existing)

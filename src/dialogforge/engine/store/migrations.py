@@ -1,0 +1,115 @@
+"""Numbered schema migrations for the run store, applied when a store is opened.
+
+The store's version is SQLite's ``PRAGMA user_version``: the number of the last migration
+applied. Opening a store runs every migration above it, in order, each in its own
+transaction together with the version bump, so a store is always at a whole version.
+
+Add a table or column with the next number; never edit a migration that has shipped:
+
+    @migration(4)
+    def m004_something(db):
+        db.execute("ALTER TABLE calls ADD COLUMN something TEXT")
+
+Statements run one by one through ``db.execute`` (``executescript`` would commit mid-step).
+"""
+from __future__ import annotations
+
+import sqlite3
+from typing import Callable
+
+from ..errors import DialogforgeError
+
+Migration = Callable[[sqlite3.Connection], None]
+MIGRATIONS: list[tuple[int, str, Migration]] = []
+
+
+def migration(number: int) -> Callable[[Migration], Migration]:
+    def register(fn: Migration) -> Migration:
+        if MIGRATIONS and number <= MIGRATIONS[-1][0]:
+            raise RuntimeError(f"migration {number} ({fn.__name__}) is not above {MIGRATIONS[-1][0]}")
+        MIGRATIONS.append((number, fn.__name__, fn))
+        return fn
+    return register
+
+
+def latest() -> int:
+    return MIGRATIONS[-1][0]
+
+
+def _statements(db: sqlite3.Connection, sql: str) -> None:
+    for stmt in sql.split(";"):
+        if stmt.strip():
+            db.execute(stmt)
+
+
+def apply(db: sqlite3.Connection, path: object) -> list[str]:
+    """Bring the store up to the latest version; return the names of the migrations applied."""
+    version = db.execute("PRAGMA user_version").fetchone()[0]
+    if version > latest():
+        raise DialogforgeError(f"{path}: run store version {version} was written by a newer dialogforge "
+                               f"(this one reads up to {latest()}); upgrade dialogforge or use another --store")
+    done = []
+    for number, name, fn in MIGRATIONS:
+        if number <= version:
+            continue
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            # another process may have migrated between our read and the lock
+            if db.execute("PRAGMA user_version").fetchone()[0] >= number:
+                db.execute("ROLLBACK")
+                continue
+            fn(db)
+            db.execute(f"PRAGMA user_version = {int(number)}")
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        done.append(name)
+    return done
+
+
+# The schema of every store written before versioning (version 0). IF NOT EXISTS makes this step a
+# no-op on such a store and the creation of a new one.
+V1_SCHEMA = """
+CREATE TABLE IF NOT EXISTS runs (
+    run_id TEXT PRIMARY KEY, name TEXT NOT NULL, created_at REAL NOT NULL, updated_at REAL NOT NULL,
+    status TEXT NOT NULL, command TEXT, outputs TEXT, info TEXT
+);
+CREATE TABLE IF NOT EXISTS items (
+    run_id TEXT NOT NULL, item_id TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+    records INTEGER NOT NULL DEFAULT 0, updated_at REAL NOT NULL, PRIMARY KEY (run_id, item_id)
+);
+CREATE TABLE IF NOT EXISTS calls (
+    id INTEGER PRIMARY KEY, run_id TEXT, item_id TEXT, purpose TEXT, endpoint TEXT, model TEXT, cache_key TEXT,
+    request BLOB, response BLOB, prompt_tokens INTEGER, completion_tokens INTEGER, latency REAL, attempt INTEGER,
+    error TEXT, cost REAL, created_at REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS calls_key ON calls (cache_key) WHERE response IS NOT NULL;
+CREATE INDEX IF NOT EXISTS calls_run ON calls (run_id, item_id);
+CREATE TABLE IF NOT EXISTS memos (
+    run_id TEXT NOT NULL, item_id TEXT NOT NULL, key TEXT NOT NULL, value BLOB NOT NULL,
+    PRIMARY KEY (run_id, item_id, key)
+);
+CREATE TABLE IF NOT EXISTS files (path TEXT PRIMARY KEY, size INTEGER NOT NULL)
+"""
+
+
+@migration(1)
+def m001_initial(db: sqlite3.Connection) -> None:
+    _statements(db, V1_SCHEMA)
+
+
+@migration(2)
+def m002_run_identity_and_crash(db: sqlite3.Connection) -> None:
+    """What shapes a run's outputs (its identity, and a fingerprint of it), and the traceback of a crash."""
+    db.execute("ALTER TABLE runs ADD COLUMN identity TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN fingerprint TEXT")
+    db.execute("ALTER TABLE runs ADD COLUMN error TEXT")
+
+
+@migration(3)
+def m003_appends(db: sqlite3.Connection) -> None:
+    """The bytes each item appended to each output file, at which offset: recorded (committed) before the
+    append, so a missing or cut file is rebuilt from here and a tail nobody recorded is known as foreign."""
+    db.execute("CREATE TABLE appends (file INTEGER NOT NULL, offset INTEGER NOT NULL, run_id TEXT NOT NULL,"
+               " item_id TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (file, offset)) WITHOUT ROWID")
