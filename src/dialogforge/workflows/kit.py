@@ -20,6 +20,8 @@ Declare the section in pyproject.toml (``[project.entry-points."dialogforge.conf
 """
 from __future__ import annotations
 
+import hashlib
+
 from pathlib import Path
 from typing import Any, Iterable, Mapping
 
@@ -59,8 +61,10 @@ class Prompts:
         if unknown:
             raise ConfigError(f"{section}: unknown template(s) {', '.join(unknown)} (known: {', '.join(self.names)})")
         self.templates: dict[str, jinja2.Template] = {}
+        self.digests: dict[str, str] = {}  # name -> hash of its text: part of a run's identity
         for name in self.names:
             text, source = _source(name, given.get(name), Path(builtin_dir), Path(base_dir), section)
+            self.digests[name] = hashlib.blake2b(text.encode(), digest_size=8).hexdigest()
             try:
                 self.templates[name] = env.from_string(text)
             except jinja2.TemplateSyntaxError as e:

@@ -80,20 +80,18 @@ def apply_overrides(cfg: PersonaConfig, **over: Any) -> PersonaConfig:
     }, prefix=("persona",))
 
 
-def run_identity(cfg: PersonaConfig) -> dict[str, Any]:
-    """What shapes the dialogues (see engine.identity): the persona settings and templates, and the seeds'
-    content; not which slice of the seeds (start, limit), the output folders or the concurrency."""
+def run_identity(cfg: PersonaConfig, prompts: Any) -> dict[str, Any]:
+    """What shapes the dialogues (see engine.identity): the persona settings, the templates' text and the
+    seeds' content; not which slice of the seeds (start, limit), the output folders or the concurrency."""
     from dialogforge.engine.identity import file_digest
 
-    from .prompts import BUILTIN_DIR
-    data = cfg.model_dump(exclude={"concurrency", "output", "base_dir", "prompts_dir"})
+    data = cfg.model_dump(exclude={"concurrency", "output", "base_dir", "prompts_dir", "templates"})
     seeds = data["seeds"]
     for k in ("path", "start", "limit"):
         seeds.pop(k, None)
     seeds_path = cfg.resolve(cfg.seeds.path)
     seeds["content"] = file_digest(seeds_path) if seeds_path and Path(seeds_path).is_file() else None
-    dirs = [d for d in (cfg.resolve(cfg.prompts_dir) if cfg.prompts_dir else None, BUILTIN_DIR) if d]
-    data["templates"] = {p.name: file_digest(p) for d in reversed(dirs) for p in sorted(Path(d).glob("*.j2"))}
+    data["templates"] = dict(prompts.digests)
     return data
 
 
@@ -178,7 +176,7 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
     result = await engine.run(name=RUN_NAME, items=todo, process=maker.process,
                               output={"raw": raw_path, "filtered": filt_path}, concurrency=cfg.concurrency,
                               retry_failed=retry_failed, total=len(todo), progress=progress, roles=roles,
-                              identity=run_identity(cfg), continue_=continue_)
+                              identity=run_identity(cfg, prompts), continue_=continue_)
     ids = {i for i, _ in items}
     records = read_records(raw_path, ids)
     failed = sum(1 for i, e in engine.store.failures(result.run_id) if i in ids and i not in existing)
