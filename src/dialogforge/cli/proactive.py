@@ -15,11 +15,9 @@ JobsOpt = typer.Option(None, "--concurrency", "-j", help="Items in flight at onc
 
 
 def _setup(config: Optional[Path], base_url, model, api_key_env, store, overrides: dict[str, Any]):
-    from ..workflows.proactive.config import parse_proactive_config, with_overrides
+    from ..workflows.proactive.config import proactive_config, with_overrides
     engine = make_engine(config, base_url, model, api_key_env, store)
-    base = config.parent if config else Path.cwd()
-    cfg = parse_proactive_config(engine.config.extra.get("proactive"), str(config or "<defaults>"), base)
-    return engine, with_overrides(cfg, **overrides)
+    return engine, with_overrides(proactive_config(engine.config), **overrides)
 
 
 def _run(engine, coro_fn):

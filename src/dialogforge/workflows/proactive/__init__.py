@@ -13,11 +13,10 @@ await proactive.evaluate(engine, cfg, [Path("test_data")], "eval/")            #
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 from dialogforge.engine import Engine
 
-from .config import ProactiveConfig, parse_proactive_config, with_overrides
+from .config import ProactiveConfig, parse_proactive_config, proactive_config, with_overrides
 from .data import load_reward_items, load_scenes, load_seedtasks, load_splits, load_trace
 from .evaluate import evaluate, evaluate_reward
 from .scenes import make_scenes
@@ -28,12 +27,11 @@ from .trainset import make_trainset
 def load(config: str | os.PathLike | None = None, **engine_options) -> tuple[Engine, ProactiveConfig]:
     """The engine and the validated ``proactive:`` section of a YAML config (None: defaults, embedded model)."""
     engine = Engine.load(config, **engine_options)
-    base = Path(config).parent if config else Path.cwd()
-    return engine, parse_proactive_config(engine.config.extra.get("proactive"), str(config or "<defaults>"), base)
+    return engine, proactive_config(engine.config)
 
 
 __all__ = [
-    "load", "ProactiveConfig", "parse_proactive_config", "with_overrides", "make_scenes", "simulate",
+    "load", "ProactiveConfig", "proactive_config", "parse_proactive_config", "with_overrides", "make_scenes", "simulate",
     "to_test_trace", "make_trainset", "evaluate", "evaluate_reward", "load_trace", "load_reward_items",
     "load_scenes", "load_seedtasks", "load_splits",
 ]

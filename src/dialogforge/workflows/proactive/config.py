@@ -14,21 +14,19 @@ proactive:
   trainset: {max_trials: 3}
   limits: {text_chars: 300, list_items: 8}   # caps on every text and list a model answers (in the JSON schema)
   concurrency: 8
-  prompts_dir: null           # a folder whose *.j2 files replace the built-in templates of the same name
+  templates: {agent_turn: my_turn.j2}   # replace a built-in template: a file (relative to the config) or text
 ```
+Loaded with the workflow kit (``load_section``): errors read ``FILE:LINE: proactive.field: message``.
 """
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import Field, model_validator
 
-from dialogforge.engine.errors import ConfigError
-
-
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
+from ..kit import Strict as _Strict
+from ..kit import load_section, override, validate
 
 
 class Call(_Strict):
@@ -111,14 +109,8 @@ class ProactiveConfig(_Strict):
     trainset: TrainsetConfig = Field(default_factory=TrainsetConfig)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     concurrency: int = Field(8, ge=1)
-    prompts_dir: str | None = None
+    templates: dict[str, str] = Field(default_factory=dict, description="template name -> file or text")
     base_dir: str = Field(".", exclude=True)
-
-    def resolve(self, path: str | None) -> Path | None:
-        if path is None:
-            return None
-        p = Path(path).expanduser()
-        return p if p.is_absolute() else Path(self.base_dir) / p
 
     def schemas(self):
         from .models import schemas
@@ -128,33 +120,17 @@ class ProactiveConfig(_Strict):
         return sorted({getattr(self.calls, p).role for p in parts})
 
 
-def parse_proactive_config(data: Any, source: str = "<dict>", base_dir: str | Path = ".") -> ProactiveConfig:
-    """Validate a ``proactive:`` section (absent: all defaults); errors name the config and the field."""
-    if data is None:
-        data = {}
-    if not isinstance(data, dict):
-        raise ConfigError(f"{source}: the 'proactive' section must be a mapping")
-    try:
-        return ProactiveConfig.model_validate({**data, "base_dir": str(base_dir)})
-    except ValidationError as e:
-        lines = [f"invalid proactive config in {source}:"]
-        for err in e.errors():
-            loc = ".".join(str(x) for x in err["loc"])
-            lines.append(f"  proactive.{loc}: {err['msg']}")
-        raise ConfigError("\n".join(lines)) from None
+def proactive_config(engine_config: Any) -> ProactiveConfig:
+    """The ``proactive:`` section of the engine's parsed config (absent: every default)."""
+    return load_section(engine_config, "proactive", ProactiveConfig)
+
+
+def parse_proactive_config(data: dict[str, Any] | None, source: str = "<dict>",
+                           base_dir: str | Path = ".") -> ProactiveConfig:
+    """A ``proactive:`` section given as a dict (Python use); errors in the kit's shape."""
+    return validate(ProactiveConfig, {**(data or {}), "base_dir": str(base_dir)}, source=source, prefix=("proactive",))
 
 
 def with_overrides(cfg: ProactiveConfig, **over: Any) -> ProactiveConfig:
-    """Command-line knobs given as dotted names: {"simulate.steps": 3, "concurrency": 2}; None is "not given"."""
-    data = cfg.model_dump()
-    for dotted, v in over.items():
-        if v is None:
-            continue
-        node = data
-        *head, last = dotted.split(".")
-        for h in head:
-            node = node[h]
-        if last not in node:
-            raise ConfigError(f"unknown proactive setting {dotted!r}")
-        node[last] = v
-    return parse_proactive_config(data, "<command line>", cfg.base_dir)
+    """Command-line knobs as dotted names ({"simulate.steps": 3}); None is "not given"."""
+    return override(cfg, over, prefix=("proactive",))

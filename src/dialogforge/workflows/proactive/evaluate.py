@@ -26,7 +26,8 @@ from .config import ProactiveConfig
 from .data import Observation, Turn, load_reward_items, load_splits, load_trace
 from .history import agent_messages, judge_messages
 from .metrics import Counts, Table, outcome, reward_table, write_html
-from .prompts import Prompts
+from ..kit import Prompts
+from .prompts import proactive_prompts
 
 PLOTTED = ["recall", "precision", "accuracy", "false_alarm", "f1"]
 
@@ -146,7 +147,7 @@ async def evaluate(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out
     results = out / "results.jsonl"
     res = None
     if items:
-        ev = Evaluator(cfg, Prompts(cfg.resolve(cfg.prompts_dir)))
+        ev = Evaluator(cfg, proactive_prompts(cfg))
         roles = cfg.roles("reward") if predictions else cfg.roles("agent", "reward")
         res = await engine.run(name="proactive-eval", items=items, process=ev.process, output=results,
                                concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items),
@@ -168,7 +169,7 @@ async def evaluate_reward(engine: Engine, cfg: ProactiveConfig, items_path: Path
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     ritems = load_reward_items(items_path)
-    prompts = Prompts(cfg.resolve(cfg.prompts_dir))
+    prompts = proactive_prompts(cfg)
     by_id = {r.id: r for r in ritems}
 
     async def process(item: dict, ctx: ItemContext) -> dict[str, Any]:

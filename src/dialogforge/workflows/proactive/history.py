@@ -6,7 +6,7 @@ from typing import Any
 
 from .config import HistoryConfig
 from .data import Observation
-from .prompts import Prompts
+from ..kit import Prompts
 
 
 def _tokens(text: str) -> int:
@@ -23,7 +23,7 @@ def trimmed_history(observations: list[Observation], cfg: HistoryConfig) -> tupl
     *older, newest = observations
     new = {"time": newest.time, "event": newest.event}
     budget = cfg.max_tokens - _tokens(newest.event) - 8
-    entries = [{"time": o.time, "event": _compact(o.event, cfg.event_chars), "n": 1} for o in older]
+    entries: list[dict[str, Any]] = [{"time": o.time, "event": _compact(o.event, cfg.event_chars), "n": 1} for o in older]
 
     def size(es: list[dict]) -> int:
         return sum(_tokens(e["time"] + e["event"]) + 3 for e in es)

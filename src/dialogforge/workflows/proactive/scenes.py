@@ -22,7 +22,8 @@ from dialogforge.engine import Engine, ItemContext, RunResult
 
 from .config import ProactiveConfig
 from .data import Scene, load_seedtasks
-from .prompts import Prompts
+from ..kit import Prompts
+from .prompts import proactive_prompts
 
 
 def scene_items(seeds: dict[str, dict[str, list[str]]], cfg: ProactiveConfig) -> Iterator[tuple[str, dict]]:
@@ -74,7 +75,7 @@ async def make_scenes(engine: Engine, cfg: ProactiveConfig, seeds_path: str | os
                       *, limit: int | None = None, retry_failed: bool = False, progress: bool = True) -> RunResult:
     seeds = load_seedtasks(seeds_path)
     items = list(scene_items(seeds, cfg))[:limit]
-    maker = SceneMaker(cfg, Prompts(cfg.resolve(cfg.prompts_dir)))
+    maker = SceneMaker(cfg, proactive_prompts(cfg))
     out = Path(output)
     res = await engine.run(name="proactive-scenes", items=items, process=maker.process, output=out,
                            concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items), progress=progress,

@@ -30,7 +30,8 @@ from .calls import AgentReply, ask_agent, judge
 from .config import ProactiveConfig
 from .data import Observation, Scene, dump_trace, load_scenes
 from .history import agent_messages, judge_messages
-from .prompts import Prompts
+from ..kit import Prompts
+from .prompts import proactive_prompts
 
 
 class Simulation:
@@ -193,7 +194,7 @@ async def simulate(engine: Engine, cfg: ProactiveConfig, scenes_path: str | os.P
                    *, test_traces: str | os.PathLike | None = None, limit: int | None = None,
                    retry_failed: bool = False, progress: bool = True) -> tuple[RunResult, Path, int]:
     scenes = dict(load_scenes(scenes_path)[:limit])
-    prompts = Prompts(cfg.resolve(cfg.prompts_dir))
+    prompts = proactive_prompts(cfg)
 
     async def process(item: dict, ctx: ItemContext) -> dict[str, Any]:
         scene = scenes[item["scene"]]

@@ -24,7 +24,8 @@ from .calls import ask_agent, judge
 from .config import ProactiveConfig
 from .data import Observation, load_trace
 from .history import agent_messages, judge_messages
-from .prompts import Prompts
+from ..kit import Prompts
+from .prompts import proactive_prompts
 
 EXPORTS = {"llamafactory": "sharegpt", "trl": "trl"}
 
@@ -130,7 +131,7 @@ async def make_trainset(engine: Engine, cfg: ProactiveConfig, inputs: list[Path]
         raise InputError("no traces in " + ", ".join(map(str, inputs)))
     out = Path(out_dir)
     outputs = {"samples": out / "samples.jsonl", "dropped": out / "dropped.jsonl"}
-    maker = TrainsetMaker(cfg, Prompts(cfg.resolve(cfg.prompts_dir)))
+    maker = TrainsetMaker(cfg, proactive_prompts(cfg))
     items = [(tid, {"observations": [o.model_dump() for o in obs]}) for tid, obs in traces]
     res = await engine.run(name="proactive-trainset", items=items, process=maker.process, output=outputs,
                            concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items), progress=progress,
