@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from dialogforge.engine import APIError, Engine, ItemContext, RunResult, StructuredOutputError
+from dialogforge.engine import APIError, Engine, ItemContext, Records, RunResult, StructuredOutputError
 from dialogforge.engine.errors import InputError
 
 from .calls import ask_agent, judge
@@ -70,7 +70,7 @@ class TrainsetMaker:
     def __init__(self, cfg: ProactiveConfig, prompts: Prompts):
         self.cfg, self.prompts = cfg, prompts
 
-    async def process(self, item: dict, ctx: ItemContext) -> dict[str, list]:
+    async def process(self, item: dict, ctx: ItemContext) -> Records:
         obs = [Observation.model_validate(o) for o in item["observations"]]
         samples, dropped = [], []
         for i in range(len(obs)):
@@ -79,7 +79,7 @@ class TrainsetMaker:
                 samples.append(r.sample)
             else:
                 dropped.append({"id": f"{ctx.item_id}/{i}", "trace": ctx.item_id, "turn": i, "failures": r.failures})
-        return {"samples": samples, "dropped": dropped}
+        return Records(samples=samples, dropped=dropped)
 
     async def turn(self, ctx: ItemContext, obs: list[Observation], i: int) -> TurnResult:
         cfg = self.cfg
