@@ -29,15 +29,29 @@ def _load_json(path: Path, tmp_path: Path):
     return datasets.load_dataset("json", data_files=str(path), split="train", cache_dir=str(tmp_path / "cache"))
 
 
+def _drop_nulls(v):
+    if isinstance(v, dict):
+        return {k: _drop_nulls(x) for k, x in v.items() if x is not None}
+    if isinstance(v, list):
+        return [_drop_nulls(x) for x in v]
+    return v
+
+
 @pytest.mark.parametrize("fmt", ["sharegpt", "lf-openai", "alpaca", "trl", "openai"])
 def test_jsonl_exports_load_with_zero_skipped_rows(fmt: str, varied: Path, tmp_path: Path):
     out = tmp_path / f"{fmt}.jsonl"
-    r = export(varied, out, fmt)
+    r = export(varied, out, fmt, train_on="all")
     ds = _load_json(out, tmp_path)
     assert ds.num_rows == r.written == len(read_jsonl(out))
     written = read_jsonl(out)
-    if fmt in ("sharegpt", "lf-openai", "trl"):  # tools travel as JSON text: loaded exactly as written
+    if fmt in ("sharegpt", "lf-openai"):  # tools travel as JSON text: loaded exactly as written
         assert ds["tools"] == [row.get("tools") for row in written]
+    if fmt == "trl":  # a list of schemas (what TRL 0.24 takes); older `datasets` pad schemas with nulls
+        assert [_drop_nulls(t) for t in ds["tools"]] == [row.get("tools") for row in written]
+        text = export(varied, tmp_path / "text.jsonl", fmt, train_on="all", tools_as_list=False)
+        assert text.written == r.written
+        assert _load_json(tmp_path / "text.jsonl", tmp_path)["tools"] == [
+            row.get("tools") for row in read_jsonl(tmp_path / "text.jsonl")]
     if fmt in ("trl", "openai"):  # heterogeneous messages load as Json: no null-padded arguments
         assert ds["messages"] == [row["messages"] for row in written]
 
@@ -45,9 +59,9 @@ def test_jsonl_exports_load_with_zero_skipped_rows(fmt: str, varied: Path, tmp_p
 @pytest.mark.parametrize("target", ["hf", "parquet"])
 def test_hf_output_keeps_nested_tool_data_exact(target: str, varied: Path, tmp_path: Path):
     ref = tmp_path / "trl.jsonl"
-    export(varied, ref, "trl")
+    export(varied, ref, "trl", train_on="all")
     out = tmp_path / ("ds" if target == "hf" else "train.parquet")
-    r = export(varied, out, target)
+    r = export(varied, out, target, train_on="all")
     assert r.json_features is True
     if target == "hf":
         ds = datasets.load_from_disk(str(out))

@@ -33,6 +33,7 @@ def test_sharegpt_agent_layout_and_dataset_info(mixed_input: Path, tmp_path: Pat
     assert tools[1]["parameters"]["properties"]["kind"] == {"enum": ["fn", "class"]}
     assert r.notes  # the assistant's words beside its tool calls are counted, not silently lost
     info = json.loads((tmp_path / "lf" / "dataset_info.json").read_text())
+    assert r.train_on == "last" and "mask_history: true" in info["agent_sft"].pop("description")
     assert info == {"agent_sft": {
         "file_name": "agent_sft.jsonl", "formatting": "sharegpt",
         "columns": {"messages": "conversations", "system": "system", "tools": "tools"},

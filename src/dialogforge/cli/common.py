@@ -5,12 +5,15 @@ import asyncio
 import functools
 import os
 from pathlib import Path
-from typing import Any, Callable, Optional
+from typing import TYPE_CHECKING, Any, Callable, Optional
 
 import typer
 from rich.console import Console
 
-from ..engine import DialogforgeError, Engine
+from ..core.errors import DialogforgeError
+
+if TYPE_CHECKING:  # the engine (aiohttp, the runner) loads only for commands that call a model
+    from ..engine import Engine
 
 console = Console(stderr=True)
 
@@ -24,7 +27,8 @@ StoreOpt = typer.Option(None, "--store", help="Run store (SQLite). Default: .dia
 
 
 def make_engine(config: Optional[Path], base_url: Optional[str], model: Optional[str], api_key_env: Optional[str],
-                store: Optional[Path], roles: list[str] | None = None) -> Engine:
+                store: Optional[Path], roles: list[str] | None = None) -> "Engine":
+    from ..engine import Engine
     return Engine.load(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store, roles=roles)
 
 

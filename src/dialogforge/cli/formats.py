@@ -9,12 +9,13 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from ..formats.registry import help_text
 from .common import friendly_errors
 
 out = Console()
 err = Console(stderr=True)
 
-FORMAT_HELP = "sharegpt | lf-openai | alpaca (LLaMA-Factory), trl, openai, hf (save_to_disk folder), parquet"
+FORMAT_HELP = help_text() + "; hf is a save_to_disk folder, parquet one file"
 
 
 def _counts(title: str, counter: dict, style: str) -> None:
@@ -32,7 +33,8 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Output file (folder for --to hf)."),
         to: str = typer.Option(..., "--to", "-t", help=FORMAT_HELP),
         task: str = typer.Option("sft", "--task", help="sft | preference | kto | prompt-completion (trl)."),
-        layout: str = typer.Option("trl", "--layout", help="Row layout inside hf/parquet output (any JSONL format)."),
+        layout: str = typer.Option("trl", "--layout",
+                                   help="Row layout inside hf/parquet output: " + help_text(rows_only=True)),
         min_reward: Optional[float] = typer.Option(None, "--min-reward", help="Keep samples with reward >= this."),
         min_score: Optional[float] = typer.Option(None, "--min-score", help="Keep samples with judge score >= this."),
         only_success: bool = typer.Option(False, "--only-success", help="Keep successful (or passed) samples only."),
@@ -44,8 +46,17 @@ def register(app: typer.Typer) -> None:
                                                          "(default: beside the output)."),
         dataset_name: Optional[str] = typer.Option(None, "--dataset-name", help="Entry name (default: output stem)."),
         rejects: Optional[Path] = typer.Option(None, "--rejects", help="Rejected rows (default: OUTPUT.rejects.jsonl)."),
-        tools_as_list: bool = typer.Option(False, "--tools-as-list",
-                                           help="trl: write tools as a list instead of JSON text."),
+        tools_as_list: bool = typer.Option(True, "--tools-as-list/--tools-as-text",
+                                           help="trl: tools as a list of schemas (loads in TRL 0.24 and later) "
+                                                "or as JSON text (newer TRL only)."),
+        tool_prompts: str = typer.Option("refuse", "--tool-prompts",
+                                         help="trl preference/kto rows whose prompt ends with a tool result: "
+                                              "refuse (TRL 0.24 raises on them) | keep (TRL after 0.24)."),
+        train_on: str = typer.Option("auto", "--train-on",
+                                     help="SFT targets: last (the last reply of each row) | all (every reply) | "
+                                          "auto (last for per-turn agent samples, else all)."),
+        keep_format_errors: bool = typer.Option(False, "--keep-format-errors",
+                                                help="Keep agent replies that held no valid action as SFT targets."),
         with_metadata: bool = typer.Option(False, "--with-metadata",
                                            help="Add a `metadata` column (JSON text) with reward, score, provenance."),
         merge_consecutive: bool = typer.Option(True, "--merge-consecutive/--no-merge-consecutive",
@@ -56,10 +67,11 @@ def register(app: typer.Typer) -> None:
         """Convert workflow outputs to a training format; every row is validated as it is written."""
         from ..formats import Selection, export
         sel = Selection(min_reward=min_reward, min_score=min_score, only_success=only_success,
-                        include_auxiliary=include_auxiliary, per_turn=per_turn)
+                        include_auxiliary=include_auxiliary, per_turn=per_turn, keep_format_errors=keep_format_errors)
         r = export(inputs, output, to, task=task, selection=sel, layout=layout, rejects=rejects,
                    dataset_info=dataset_info, dataset_name=dataset_name, tools_as_list=tools_as_list,
-                   with_metadata=with_metadata, merge_consecutive=merge_consecutive)
+                   tool_prompts=tool_prompts, with_metadata=with_metadata, merge_consecutive=merge_consecutive,
+                   train_on=train_on)
         rejected = sum(r.rejected.values())
         out.print(f"[bold]export[/] {r.read} rows read -> [green]{r.written} written[/] to {r.output} "
                   f"({to}, {task}); {sum(r.skipped.values())} skipped by selection, "
@@ -71,6 +83,10 @@ def register(app: typer.Typer) -> None:
             out.print(f"rejected rows and their reasons: {r.rejects_path}")
         if r.dataset_info_path:
             out.print(f"dataset_info entry {r.dataset_name!r} written to {r.dataset_info_path}")
+        if r.trainer_note:
+            out.print(f"[bold]training:[/] {r.trainer_note}", highlight=False)
+        if r.readme_path:
+            out.print(f"what this file is and how to train on it: {r.readme_path}")
         if r.json_features is False:
             err.print("[yellow]note:[/] this `datasets` has no Json feature; nested columns are stored as JSON text")
         if strict and rejected:
@@ -80,7 +96,7 @@ def register(app: typer.Typer) -> None:
     @friendly_errors
     def validate_cmd(
         file: Path = typer.Argument(..., help="Training file (JSONL or JSON list)."),
-        fmt: str = typer.Option(..., "--format", "-f", help="sharegpt | lf-openai | alpaca | trl | openai"),
+        fmt: str = typer.Option(..., "--format", "-f", help=help_text(rows_only=True)),
         task: Optional[str] = typer.Option(None, "--task", help="sft | preference | kto | prompt-completion "
                                                                 "(default: from the first row)."),
         dataset_info: Optional[Path] = typer.Option(None, "--dataset-info",

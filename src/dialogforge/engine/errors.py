@@ -6,17 +6,10 @@ server's message.
 """
 from __future__ import annotations
 
-
-class DialogforgeError(Exception):
-    """Base class for everything dialogforge raises on purpose."""
-
-
-class ConfigError(DialogforgeError):
-    """Invalid configuration; the message names the file and field."""
-
-
-class InputError(DialogforgeError):
-    """Bad input data; the message names the file and line."""
+# The base errors live in core (formats and workflows use them without the engine); re-exported here.
+from ..core.errors import ConfigError as ConfigError
+from ..core.errors import DialogforgeError as DialogforgeError
+from ..core.errors import InputError as InputError
 
 
 class APIError(DialogforgeError):

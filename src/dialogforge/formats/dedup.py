@@ -21,7 +21,7 @@ from typing import Any
 
 import orjson
 
-from ..engine.errors import InputError
+from ..core.errors import InputError
 from .conversation import Conversation, ConversionError
 from .jsonl import JsonlWriter, iter_lines
 from .readers import read_record

@@ -15,20 +15,18 @@ from typing import Any, Iterator, Sequence
 
 import orjson
 
-from ..engine.errors import InputError
+from ..core.errors import InputError
 from .conversation import ConversionError, json_text
 from .jsonl import JsonlWriter, expand_inputs, iter_lines
 from .readers import read_record
 from .rules.common import Problem
 from .select import Selection
-from .validate import FORMATS, RowValidator
+from .training import resolve_train_on, trainer_note, write_readme
+from .registry import FORMATS, get
+from .validate import RowValidator
 from .writers.base import TASKS, Writer
-from .writers.chat import OpenAIWriter, TRLWriter
-from .writers.llamafactory import AlpacaWriter, LFOpenAIWriter, ShareGPTWriter
 
-EXPORT_FORMATS = FORMATS + ("hf", "parquet")
-WRITERS: dict[str, type[Writer]] = {"sharegpt": ShareGPTWriter, "lf-openai": LFOpenAIWriter, "alpaca": AlpacaWriter,
-                                    "trl": TRLWriter, "openai": OpenAIWriter}
+EXPORT_FORMATS = tuple(FORMATS)  # the built-in formats; the registry is the table
 
 
 @dataclass
@@ -45,11 +43,15 @@ class ExportReport:
     dataset_info_path: str | None = None
     dataset_name: str | None = None  # its entry in dataset_info.json
     json_features: bool | None = None  # hf/parquet: whether nested columns use datasets.Json
+    train_on: str = "all"  # resolved: "last" | "all"
+    trainer_note: str | None = None  # the trainer setting the targets need (e.g. mask_history: true)
+    readme_path: str | None = None
 
     def to_dict(self) -> dict[str, Any]:
         return {"output": self.output, "format": self.format, "task": self.task, "read": self.read,
                 "written": self.written, "skipped": dict(self.skipped), "rejected": dict(self.rejected),
-                "notes": dict(self.notes), "rejects": self.rejects_path, "dataset_info": self.dataset_info_path}
+                "notes": dict(self.notes), "rejects": self.rejects_path, "dataset_info": self.dataset_info_path,
+                "train_on": self.train_on, "trainer_note": self.trainer_note, "readme": self.readme_path}
 
 
 class _Rejects:
@@ -80,8 +82,9 @@ def default_rejects_path(output: str | os.PathLike) -> Path:
 def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str | os.PathLike, fmt: str, *,
            task: str = "sft", selection: Selection | None = None, layout: str = "trl",
            rejects: str | os.PathLike | None = None, dataset_info: str | os.PathLike | None = None,
-           dataset_name: str | None = None, tools_as_list: bool = False,
-           with_metadata: bool = False, merge_consecutive: bool = True) -> ExportReport:
+           dataset_name: str | None = None, tools_as_list: bool = True, tool_prompts: str = "refuse",
+           with_metadata: bool = False, merge_consecutive: bool = True, train_on: str = "auto",
+           readme: bool = True) -> ExportReport:
     """Convert records from `inputs` (JSONL or JSON lists; a folder means its files) into `fmt` at `output`.
 
     fmt: sharegpt | lf-openai | alpaca | trl | openai | hf (save_to_disk folder) |
@@ -91,9 +94,10 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
     LLaMA-Factory formats also add/replace their entry in dataset_info.json (beside the
     output unless `dataset_info` names the file; the entry is `dataset_name` or the
     output's stem) without touching other entries.
+    train_on: auto | last | all (see formats.training); tool_prompts: refuse | keep (TRL
+    preference/KTO prompts ending with a tool result); readme: write OUTPUT_STEM.README.md.
     """
-    if fmt not in EXPORT_FORMATS:
-        raise InputError(f"unknown format {fmt!r} (choose from {', '.join(EXPORT_FORMATS)})")
+    spec = get(fmt)
     if task not in TASKS:
         raise InputError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
     paths = expand_inputs([inputs] if isinstance(inputs, (str, os.PathLike)) else inputs)
@@ -101,26 +105,28 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
         raise InputError("no input files")
     if Path(output).resolve() in {p.resolve() for p in paths}:
         raise InputError(f"output {output} is also an input")
-    target = layout if fmt in ("hf", "parquet") else fmt
-    if target not in WRITERS:
-        raise InputError(f"unknown layout {layout!r} (choose from {', '.join(WRITERS)})")
-    if with_metadata and target == "openai":
-        raise InputError("OpenAI fine-tuning files accept no extra keys; drop --with-metadata")
-    cls = WRITERS[target]
+    target = get(layout, rows_only=True) if spec.container else spec
+    if with_metadata and not target.extra_keys:
+        raise InputError(f"{target.family} {target.name} files accept no extra keys; drop --with-metadata")
+    options = {"tools_as_list": tools_as_list, "tool_prompts": tool_prompts}
+    sel = selection or Selection()
     try:
-        kw: dict[str, Any] = {"tools_as_list": tools_as_list} if cls is TRLWriter else {}
-        writer = cls(task, merge_consecutive=merge_consecutive, **kw)
+        targets = resolve_train_on(train_on, paths, per_turn_split=sel.per_turn)
+        kw = {k: v for k, v in options.items() if k in target.writer_options}
+        writer = target.writer_class()(task, merge_consecutive=merge_consecutive, train_on=targets, **kw)
     except ValueError as e:
         raise InputError(str(e)) from None
-    validator = RowValidator(target, task, getattr(writer, "spec", None))
-    report = ExportReport(str(output), fmt, task)
+    validator = RowValidator(target.name, writer.row_task, getattr(writer, "spec", None))
+    report = ExportReport(str(output), fmt, task, train_on=targets,
+                          trainer_note=trainer_note(target.family, task, targets))
     rej = _Rejects(Path(rejects) if rejects else default_rejects_path(output))
     rej.path.unlink(missing_ok=True)  # a rejects file from an earlier export would mislead
-    rows = _rows(paths, writer, validator, selection or Selection(), report, rej, with_metadata)
+    rows = _rows(paths, writer, validator, sel, report, rej, with_metadata)
     try:
-        if fmt in ("hf", "parquet"):
+        if spec.container:
             from .writers.hf import write_hf
-            report.json_features = write_hf(rows, output, layout=target, task=task, parquet=fmt == "parquet",
+            report.json_features = write_hf(rows, output, layout=target.name, task=writer.row_task,
+                                            parquet=spec.container == "parquet",
                                             with_metadata=with_metadata)
         else:
             with JsonlWriter(output) as w:
@@ -131,13 +137,19 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
     report.notes.update(writer.notes)
     if rej.used:
         report.rejects_path = str(rej.path)
-    if fmt != "hf" and report.written:  # LLaMA-Factory reads JSONL and Parquet files, not save_to_disk folders
+    if spec.container != "disk" and report.written:  # LLaMA-Factory reads JSONL and Parquet files, not save_to_disk folders
         entry = writer.dataset_info(_relative(output, dataset_info))
         if entry is not None:
+            if report.trainer_note:
+                entry["description"] = f"dialogforge export --to {fmt} --task {task}: {report.trainer_note}"
             info_path = Path(dataset_info) if dataset_info else Path(output).parent / "dataset_info.json"
             report.dataset_name = dataset_name or _stem(output)
             merge_dataset_info(info_path, report.dataset_name, entry)
             report.dataset_info_path = str(info_path)
+    if readme and report.written:
+        report.readme_path = str(write_readme(output, fmt=fmt, family=target.family, task=task, train_on=targets,
+                                              written=report.written, dataset_name=report.dataset_name,
+                                              note=report.trainer_note))
     return report
 
 

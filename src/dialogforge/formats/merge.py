@@ -17,7 +17,7 @@ from typing import Any, Sequence
 
 import orjson
 
-from ..engine.errors import InputError
+from ..core.errors import InputError
 from .jsonl import JsonlWriter, expand_inputs, iter_lines
 
 KEY_FIELDS = ("run", "round", "instance", "repeat", "sample_index", "purpose", "turn", "id")

@@ -14,6 +14,13 @@ class Selection:
     only_success: bool = False
     include_auxiliary: bool = False  # agent samples whose purpose is not "main" (summaries, ...)
     per_turn: bool = False  # one sample per assistant turn instead of one per conversation
+    keep_format_errors: bool = False  # agent replies that held no valid action stay SFT targets
+
+    def format_error(self, conv: Conversation) -> bool:
+        """An agent sample whose reply (the row's target) held no valid action; such replies
+        are left out of SFT targets unless kept (they stay in trajectories and in the
+        history of later samples)."""
+        return conv.metadata.get("format_error") is True and not self.keep_format_errors
 
     def skip_reason(self, conv: Conversation) -> str | None:
         """Why this conversation is left out, or None to keep it."""
@@ -21,6 +28,8 @@ class Selection:
         purpose = meta.get("purpose")
         if not self.include_auxiliary and purpose not in (None, "main"):
             return f"auxiliary ({purpose})"
+        if self.format_error(conv):
+            return "format error (the reply held no valid action; --keep-format-errors keeps it)"
         if self.min_reward is not None:
             r = meta.get("reward")
             if not isinstance(r, (int, float)) or isinstance(r, bool):

@@ -14,28 +14,17 @@ from typing import Any
 
 import orjson
 
-from ..engine.errors import InputError
+from ..core.errors import InputError
 from .jsonl import JsonlWriter, iter_lines
-from .rules.chat import TRL_KEYS, TRL_SHAPES, OpenAIRules, TRLRules
+from . import registry
+from .registry import get, row_formats
 from .rules.common import ColumnTypes, Problem
 from .rules.llamafactory import LFRules, LFSpec
 
-FORMATS = ("sharegpt", "lf-openai", "alpaca", "trl", "openai")
+FORMATS = tuple(row_formats())  # the built-in row formats; the registry is the table
+__all__ = ["FORMATS", "RowValidator", "ValidationReport", "validate", "row_formats"]
+
 SHOWN = 50  # problems kept in memory for display; the rejects file has them all
-
-
-def infer_task(fmt: str, row: dict[str, Any]) -> str:
-    if fmt == "trl":
-        return TRL_SHAPES.get(frozenset(k for k in TRL_KEYS if k in row), "sft")
-    if fmt == "openai":
-        return "preference" if "preferred_output" in row else "sft"
-    if "chosen" in row or "rejected" in row:
-        return "preference"
-    return "kto" if "kto_tag" in row else "sft"
-
-
-def spec_for(fmt: str, task: str) -> LFSpec:
-    return {"sharegpt": LFSpec.sharegpt, "lf-openai": LFSpec.lf_openai, "alpaca": LFSpec.alpaca}[fmt](task)
 
 
 def load_entry(dataset_info: str | os.PathLike, name: str | None) -> dict[str, Any]:
@@ -61,21 +50,14 @@ class RowValidator:
     def __init__(self, fmt: str, task: str | None = None, spec: LFSpec | None = None, *,
                  declared: bool = False):
         """`declared`: `spec` is the user's dataset_info entry, so its columns must exist."""
-        if fmt not in FORMATS:
-            raise InputError(f"unknown format {fmt!r} (choose from {', '.join(FORMATS)})")
+        self.format = get(fmt, rows_only=True)
         self.fmt, self.task, self.spec, self.declared = fmt, task, spec, declared
         self.types = ColumnTypes()
         self._rules: Any = None
 
     def _setup(self, row: dict[str, Any]) -> None:
-        task = self.task or infer_task(self.fmt, row)
-        if self.fmt == "trl":
-            self._rules = TRLRules(task)
-        elif self.fmt == "openai":
-            self._rules = OpenAIRules(task)
-        else:
-            self.spec = self.spec or spec_for(self.fmt, task)
-            self._rules = LFRules(self.spec)
+        task = self.task or self.format.infer_task(row)
+        self._rules = self.format.rules_factory()(task, self.spec)
         self.task = task
 
     def check(self, row: dict[str, Any], index: int) -> list[Problem]:
@@ -139,7 +121,7 @@ def validate(path: str | os.PathLike, fmt: str, *, task: str | None = None,
              rejects: str | os.PathLike | None = None) -> ValidationReport:
     """Check every row of `path` as format `fmt`; nothing is loaded whole (JSONL)."""
     spec = LFSpec.from_entry(load_entry(dataset_info, dataset)) if dataset_info else None
-    if spec is not None and fmt not in ("sharegpt", "lf-openai", "alpaca"):
+    if spec is not None and not get(fmt, rows_only=True).llamafactory:
         raise InputError("--dataset-info applies to LLaMA-Factory formats only")
     v = RowValidator(fmt, task, spec, declared=spec is not None)
     report = ValidationReport(str(path), fmt, rejects_path=str(rejects) if rejects else None)

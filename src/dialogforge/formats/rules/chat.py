@@ -18,6 +18,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from ..toolargs import ArgKinds
 from .common import Problem, kind, parse_json, snippet
 
 TRL_KEYS = ("prompt", "chosen", "rejected", "completion", "messages", "label")
@@ -30,6 +31,14 @@ TRL_SHAPES = {
 }
 OPENAI_MESSAGE_KEYS = {"role", "content", "name", "tool_calls", "tool_call_id", "weight", "function_call", "refusal"}
 OPENAI_ROW_KEYS = {"messages", "tools", "parallel_tool_calls", "functions"}
+
+
+def trl_task(row: dict[str, Any]) -> str:
+    return TRL_SHAPES.get(frozenset(k for k in TRL_KEYS if k in row), "sft")
+
+
+def openai_task(row: dict[str, Any]) -> str:
+    return "preference" if "preferred_output" in row else "sft"
 
 
 class _Calls:
@@ -73,7 +82,7 @@ def _tools(value: Any, probs: list[Problem], *, text_ok: bool, list_ok: bool) ->
 
 
 def check_messages(msgs: Any, where: str, *, target: str, tool_names: set[str] | None,
-                   calls: _Calls | None = None, first: bool = True) -> list[Problem]:
+                   calls: _Calls | None = None, first: bool = True, args: ArgKinds | None = None) -> list[Problem]:
     """Messages of one sequence (continuing `calls` when a completion follows a prompt)."""
     if not isinstance(msgs, list) or not msgs:
         return [Problem("messages_type", f"{where} must be a non-empty list of messages, got {snippet(msgs)}")]
@@ -105,7 +114,7 @@ def check_messages(msgs: Any, where: str, *, target: str, tool_names: set[str] |
         if role == "tool":
             probs += _tool_result(m, at, calls, target)
         elif has_calls:
-            probs += _tool_calls(m["tool_calls"], at, calls, target, tool_names)
+            probs += _tool_calls(m["tool_calls"], at, calls, target, tool_names, args)
         elif role == "assistant" and calls.pending:
             probs.append(Problem("unanswered_call", f"{at} replies before every tool call has its result"))
             calls.open([])
@@ -116,7 +125,8 @@ def check_messages(msgs: Any, where: str, *, target: str, tool_names: set[str] |
     return probs
 
 
-def _tool_calls(raw: Any, at: str, calls: _Calls, target: str, tool_names: set[str] | None) -> list[Problem]:
+def _tool_calls(raw: Any, at: str, calls: _Calls, target: str, tool_names: set[str] | None,
+                args_kinds: ArgKinds | None = None) -> list[Problem]:
     if not isinstance(raw, list):
         return [Problem("tool_call", f"{at} tool_calls must be a list")]
     ids: list[str | None] = []
@@ -135,6 +145,9 @@ def _tool_calls(raw: Any, at: str, calls: _Calls, target: str, tool_names: set[s
         elif not isinstance(args, dict):
             return [Problem("tool_args", f"{at} arguments of {fn['name']!r} must be an object, got {kind(args)} "
                                          "(chat templates would double-encode JSON text)")]
+        elif args_kinds is not None and (clash := args_kinds.conflicts(args, at)):
+            return [Problem("arg_types", f"{at} {fn['name']!r}: {clash[0]}; datasets/Arrow cannot load arguments "
+                                         "whose types change between rows (ArrowInvalid)")]
         if tool_names is not None and fn["name"] not in tool_names:
             return [Problem("unknown_tool", f"{at} calls {fn['name']!r}, which the row's tools lack")]
         ids.append(c.get("id"))
@@ -157,8 +170,12 @@ def _tool_result(m: dict, at: str, calls: _Calls, target: str) -> list[Problem]:
 
 
 class TRLRules:
-    def __init__(self, task: str | None = None):
+    """`spec`: the writer's TRLOptions (which prompts may end with a tool result)."""
+
+    def __init__(self, task: str | None = None, spec: Any = None):
         self.task = task
+        self.tool_prompts = getattr(spec, "tool_prompts", "refuse")
+        self.args = ArgKinds()  # argument types across the file
 
     def check(self, row: dict[str, Any]) -> list[Problem]:
         keys = frozenset(k for k in TRL_KEYS if k in row)
@@ -171,33 +188,63 @@ class TRLRules:
         probs: list[Problem] = []
         names = _tools(row.get("tools"), probs, text_ok=True, list_ok=True)
         if shape == "sft":
-            probs += check_messages(row["messages"], "messages", target="trl", tool_names=names)
-            if isinstance(row["messages"], list) and not any(
-                    isinstance(m, dict) and m.get("role") == "assistant" for m in row["messages"]):
-                probs.append(Problem("no_assistant", "messages have no assistant turn to train on"))
+            msgs = row["messages"]
+            probs += check_messages(msgs, "messages", target="trl", tool_names=names, args=self.args)
+            if "assistant" not in _roles(msgs):
+                return probs + [Problem("no_assistant", "messages have no assistant turn to train on")]
+            probs += _ends(msgs, "messages", start=("user",), end=("assistant",))
             return probs
         calls = _Calls()
         if "prompt" in row:
             prompt = row["prompt"]
-            probs += check_messages(prompt, "prompt", target="trl", tool_names=names, calls=calls)
-            if isinstance(prompt, list) and prompt and isinstance(prompt[-1], dict) and \
-                    prompt[-1].get("role") not in ("user", "tool", "assistant"):
-                probs.append(Problem("prompt_end", f"the prompt ends with a {prompt[-1].get('role')} turn"))
+            probs += check_messages(prompt, "prompt", target="trl", tool_names=names, calls=calls, args=self.args)
+            end = ("user", "tool") if shape == "prompt-completion" or self.tool_prompts == "keep" else ("user",)
+            probs += _ends(prompt, "prompt", start=("user",), end=end, pair=shape in ("preference", "kto"))
         for key in ("completion", "chosen", "rejected"):
             if key in row:
                 branch = _Calls()
                 branch.pending, branch.pending_ids = calls.pending, list(calls.pending_ids)
                 seq = row[key]
-                probs += check_messages(seq, key, target="trl", tool_names=names, calls=branch, first=False)
-                if isinstance(seq, list) and seq and isinstance(seq[0], dict) and seq[0].get("role") != "assistant":
-                    probs.append(Problem("role_order", f"{key} must start with an assistant turn"))
+                probs += check_messages(seq, key, target="trl", tool_names=names, calls=branch, first=False,
+                                        args=self.args)
+                probs += _ends(seq, key, start=("assistant",), end=("assistant",))
         if shape == "kto" and not isinstance(row.get("label"), bool):
             probs.append(Problem("label", f"label must be true or false, got {snippet(row.get('label'))}"))
         return probs
 
 
+def _roles(msgs: Any) -> list[str]:
+    if not isinstance(msgs, list):
+        return []
+    return [str(m.get("role")) for m in msgs if isinstance(m, dict) and m.get("role") != "system"]
+
+
+def _ends(msgs: Any, where: str, *, start: tuple[str, ...], end: tuple[str, ...], pair: bool = False) -> list[Problem]:
+    """The first (after the system prompt) and the last role of a sequence."""
+    roles = _roles(msgs)
+    if not roles:
+        return []
+    probs: list[Problem] = []
+    if roles[0] not in start:
+        probs.append(Problem("role_order", f"{where} starts with a {roles[0]} turn; TRL needs {'/'.join(start)} "
+                                           "first"))
+    if "user" in roles and where in ("completion", "chosen", "rejected"):
+        probs.append(Problem("role_order", f"{where} holds a user turn; an unanswered user turn must not be "
+                                           "trained as a reply"))
+    elif roles[-1] not in end:
+        why = ""
+        if roles[-1] == "tool" and pair:
+            why = ("; TRL 0.24's DPO and KTO trainers raise 'Invalid role in the last message: tool' "
+                   "(export --tool-prompts keep writes it for newer TRL)")
+        elif roles[-1] == "user":
+            why = "; the last user turn has no reply to train on"
+        probs.append(Problem("prompt_end" if where == "prompt" else "role_order",
+                             f"{where} ends with a {roles[-1]} turn{why}"))
+    return probs
+
+
 class OpenAIRules:
-    def __init__(self, task: str | None = None):
+    def __init__(self, task: str | None = None, spec: object = None):
         self.task = task
 
     def check(self, row: dict[str, Any]) -> list[Problem]:

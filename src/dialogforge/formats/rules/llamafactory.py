@@ -269,3 +269,23 @@ class LFRules:
                     isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in hist):
                 probs.append(Problem("history", "history must be a list of [prompt, response] string pairs"))
         return probs + self._common(row)
+
+
+# Rule factories the format registry names: (task, spec from a dataset_info entry or None).
+def sharegpt_rules(task: str, spec: LFSpec | None = None) -> LFRules:
+    return LFRules(spec or LFSpec.sharegpt(task))
+
+
+def lf_openai_rules(task: str, spec: LFSpec | None = None) -> LFRules:
+    return LFRules(spec or LFSpec.lf_openai(task))
+
+
+def alpaca_rules(task: str, spec: LFSpec | None = None) -> LFRules:
+    return LFRules(spec or LFSpec.alpaca(task))
+
+
+def task_of(row: dict[str, Any]) -> str:
+    """The task a LLaMA-Factory row's columns say."""
+    if "chosen" in row or "rejected" in row:
+        return "preference"
+    return "kto" if "kto_tag" in row else "sft"

@@ -13,8 +13,10 @@ from collections import Counter
 from typing import Any, ClassVar
 
 from ..conversation import Conversation, ConversionError, Message
+from ..toolargs import coerce_conversation
 
 TASKS = ("sft", "preference", "kto", "prompt-completion")
+TRAIN_ON = ("last", "all")  # SFT targets: the last assistant reply of a row, or every reply
 
 
 class Writer:
@@ -24,15 +26,26 @@ class Writer:
     tasks: ClassVar[tuple[str, ...]] = ("sft", "preference", "kto")
     alternating: ClassVar[bool] = True  # the target needs user and assistant turns to alternate
 
-    def __init__(self, task: str = "sft", *, merge_consecutive: bool = True):
+    def __init__(self, task: str = "sft", *, merge_consecutive: bool = True, train_on: str = "all"):
         if task not in self.tasks:
             raise ValueError(f"format {self.name!r} supports tasks {', '.join(self.tasks)}, not {task!r}")
+        if train_on not in TRAIN_ON:
+            raise ValueError(f"train_on must be one of {', '.join(TRAIN_ON)}, not {train_on!r}")
         self.task = task
+        self.train_on = train_on
         self.merge_consecutive = merge_consecutive and self.alternating
         self.notes: Counter[str] = Counter()  # normalisations, counted
         self.columns_seen: set[str] = set()
 
+    @property
+    def row_task(self) -> str:
+        """The task the rows' shape says (a writer may write SFT as prompt + completion)."""
+        return self.task
+
     def rows(self, conv: Conversation) -> list[dict[str, Any]]:
+        conv, coerced = coerce_conversation(conv)
+        if coerced:
+            self.notes["tool-call argument values converted to their schema's type"] += coerced
         if self.merge_consecutive:
             msgs, merged = merge_consecutive(conv.messages)
             if merged:

@@ -2,8 +2,13 @@
 
 TRL: conversational `messages`, `prompt`/`completion`, `prompt`/`chosen`/`rejected`
 and unpaired `prompt`/`completion`/`label`; tool-call arguments are objects (what
-chat templates expect) and `tools` is JSON text by default (TRL's preferred form:
-Arrow cannot pad or mangle a string), or a list with `tools_as_list`.
+chat templates expect), each value of the type its tool's schema names; `tools` is a
+list of schemas by default (TRL 0.24 passes the column to the chat template as it is,
+so JSON text fails there; newer TRL takes both), JSON text with `tools_as_list=False`.
+SFT that trains on the last reply only (`train_on="last"`) is written as prompt +
+completion: TRL computes the loss on the completion only. A preference or KTO prompt
+that ends with a tool result is refused unless `tool_prompts="keep"` (TRL 0.24's DPO
+and KTO trainers raise on it; later releases accept it).
 
 OpenAI: {"messages": [...], "tools": [...]}, arguments as JSON text, every call with
 an id and every tool message with the `tool_call_id` it answers; preference rows in
@@ -11,19 +16,39 @@ the DPO form {"input", "preferred_output", "non_preferred_output"}.
 """
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from ..conversation import Conversation, ConversionError, Message, json_text, message_to_openai
 from .base import Writer, split_last_reply
 
 
+TOOL_PROMPTS = ("refuse", "keep")
+
+
+@dataclass(frozen=True, slots=True)
+class TRLOptions:
+    """What the TRL rules need to know of the writer: whether a preference/KTO prompt may
+    end with a tool result ("keep": TRL releases after 0.24 only)."""
+
+    tool_prompts: str = "refuse"
+
+
 class TRLWriter(Writer):
     name = "trl"
     tasks = ("sft", "prompt-completion", "preference", "kto")
 
-    def __init__(self, task: str = "sft", *, tools_as_list: bool = False, merge_consecutive: bool = True):
-        super().__init__(task, merge_consecutive=merge_consecutive)
+    def __init__(self, task: str = "sft", *, tools_as_list: bool = True, tool_prompts: str = "refuse",
+                 merge_consecutive: bool = True, train_on: str = "all"):
+        super().__init__(task, merge_consecutive=merge_consecutive, train_on=train_on)
+        if tool_prompts not in TOOL_PROMPTS:
+            raise ValueError(f"tool_prompts must be one of {', '.join(TOOL_PROMPTS)}, not {tool_prompts!r}")
         self.tools_as_list = tools_as_list
+        self.spec = TRLOptions(tool_prompts)
+
+    @property
+    def row_task(self) -> str:
+        return "prompt-completion" if self.task == "sft" and self.train_on == "last" else self.task
 
     def _msgs(self, msgs: list[Message]) -> list[dict[str, Any]]:
         return [message_to_openai(m, arguments_as_object=True) for m in msgs]
@@ -38,6 +63,8 @@ class TRLWriter(Writer):
         return row
 
     def sft(self, conv: Conversation) -> dict[str, Any]:
+        if self.train_on == "last":
+            return self.prompt_completion(conv)
         return self._tools(conv, {"messages": self._prompt(conv, conv.messages)})
 
     def prompt_completion(self, conv: Conversation) -> dict[str, Any]:
@@ -87,7 +114,12 @@ class OpenAIWriter(Writer):
         return [{"role": "system", "content": conv.system}] if conv.system else []
 
     def sft(self, conv: Conversation) -> dict[str, Any]:
-        row: dict[str, Any] = {"messages": self._head(conv) + self._msgs(conv.messages, [])}
+        msgs = self._msgs(conv.messages, [])
+        if self.train_on == "last":  # OpenAI's per-message weight: 0 keeps a reply out of the loss
+            replies = [m for m in msgs if m["role"] == "assistant"]
+            for m in replies[:-1]:
+                m["weight"] = 0
+        row: dict[str, Any] = {"messages": self._head(conv) + msgs}
         if conv.tools:
             row["tools"] = conv.tools
         return row

@@ -4,8 +4,9 @@ Rows come from one of the JSONL layouts (TRL by default). Arrow gives a column o
 type for the whole file, so nested values whose shape differs between rows (tool
 schemas, tool-call arguments, whole messages) would be padded with nulls or fail
 to load. Those columns use the `Json()` feature (datasets >= 4.8): each value is
-stored as JSON text and comes back exactly as written. Tool lists stay JSON text,
-TRL's preferred form. With an older `datasets` every such column is plain JSON text.
+stored as JSON text and comes back exactly as written (tools: a list of schemas in
+TRL rows, JSON text in LLaMA-Factory rows). With an older `datasets` every such
+column is plain JSON text.
 """
 from __future__ import annotations
 
@@ -19,14 +20,14 @@ from typing import Any, Iterable
 
 import orjson
 
-from ...engine.errors import DialogforgeError
+from ...core.errors import DialogforgeError
 
 HF_EXTRA_HINT = "exporting to Hugging Face datasets needs the `hf` extra: pip install 'dialogforge[hf]'"
 
 # column -> kind: "json" (any nested value), "json_list" (a list of nested values),
 # "str", "bool", "turns" / "turn" (uniform ShareGPT-like dicts), "pairs" (alpaca history)
 _TRL = {"messages": "json_list", "prompt": "json_list", "completion": "json_list", "chosen": "json_list",
-        "rejected": "json_list", "label": "bool", "tools": "str"}
+        "rejected": "json_list", "label": "bool", "tools": "json"}
 _OPENAI = {"messages": "json_list", "tools": "json", "input": "json", "preferred_output": "json_list",
            "non_preferred_output": "json_list"}
 _SHAREGPT = {"conversations": "turns", "system": "str", "tools": "str", "chosen": "turn", "rejected": "turn",

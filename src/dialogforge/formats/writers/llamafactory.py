@@ -26,8 +26,8 @@ class _ShareGPTLike(Writer):
 
     messages_column = "conversations"
 
-    def __init__(self, task: str = "sft", *, merge_consecutive: bool = True):
-        super().__init__(task, merge_consecutive=merge_consecutive)
+    def __init__(self, task: str = "sft", **options: Any):
+        super().__init__(task, **options)
         self.spec = self.make_spec()
 
     def make_spec(self) -> LFSpec:
@@ -119,8 +119,8 @@ class LFOpenAIWriter(_ShareGPTLike):
 class AlpacaWriter(Writer):
     name = "alpaca"
 
-    def __init__(self, task: str = "sft", *, merge_consecutive: bool = True):
-        super().__init__(task, merge_consecutive=merge_consecutive)
+    def __init__(self, task: str = "sft", **options: Any):
+        super().__init__(task, **options)
         self.spec = LFSpec.alpaca(task=task)
 
     def _prompt(self, conv: Conversation, msgs: list[Message]) -> dict[str, Any]:

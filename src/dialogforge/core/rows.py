@@ -1,0 +1,201 @@
+"""Rows in and out: JSONL (streamed) or a JSON list, with errors that name the file and line.
+
+`iter_lines` is the one low-level reader: it reports a bad row as a `Line` with an `error`
+(the formats tools count and report those); `read_items` is the strict form the runner uses,
+raising `InputError` at the first bad row; `read_records` the strict form for files our
+workflows wrote. `JsonlWriter` is the one writer.
+"""
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable, Iterator, Mapping
+
+import orjson
+
+from .errors import InputError
+
+Item = tuple[str, dict[str, Any]]
+
+
+@dataclass(slots=True)
+class Line:
+    """One input row: its 0-based index among the file's rows, its 1-based line number
+    (None for an element of a JSON list), and the parsed object (or `error` when the
+    row is not a JSON object)."""
+
+    index: int
+    lineno: int | None
+    record: dict[str, Any] | None
+    error: str | None = None
+
+    def where(self, path: str | os.PathLike) -> str:
+        return f"{path}:{self.lineno}" if self.lineno is not None else f"{path}: item [{self.index}]"
+
+
+def iter_lines(path: str | os.PathLike) -> Iterator[Line]:
+    """Rows of a JSONL file (streamed) or of a `.json` file holding a list (LLaMA-Factory's own
+    files), a `{id: row}` mapping, or an object wrapping exactly one list. Blank lines are
+    skipped and do not count as rows."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"input file not found: {p}")
+    if p.suffix.lower() == ".json":
+        with p.open("rb") as f:
+            head = f.read(256).lstrip()
+        if head.startswith((b"[", b"{")):
+            parsed = _json_document(p)
+            if parsed is not None:
+                yield from (_line(i, None, rec) for i, rec in enumerate(parsed))
+                return
+    index = 0
+    with p.open("rb") as f:
+        for lineno, raw in enumerate(f, 1):
+            if not raw.strip():
+                continue
+            try:
+                rec = orjson.loads(raw)
+            except orjson.JSONDecodeError as e:
+                yield Line(index, lineno, None, f"not valid JSON ({e})")
+            else:
+                yield _line(index, lineno, rec)
+            index += 1
+
+
+def _json_document(p: Path) -> list | None:
+    """The rows of a whole-file JSON document, or None when the file is JSONL after all."""
+    raw = p.read_bytes()
+    try:
+        data = orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        if raw.lstrip().startswith(b"{") and raw.strip().count(b"\n") >= 1:
+            return None  # a .json file with one object per line
+        raise InputError(f"{p}: not valid JSON ({e})") from None
+    if isinstance(data, list):
+        return data
+    if isinstance(data, dict):
+        lists = [v for v in data.values() if isinstance(v, list)]
+        if len(lists) == 1:
+            return lists[0]
+        return [{"id": k, **v} if isinstance(v, dict) else {"id": k, "value": v} for k, v in data.items()]
+    raise InputError(f"{p}: expected a JSON list of objects")
+
+
+def _line(index: int, lineno: int | None, rec: Any) -> Line:
+    if isinstance(rec, dict):
+        return Line(index, lineno, rec)
+    return Line(index, lineno, None, f"expected a JSON object, got {type(rec).__name__}")
+
+
+def _apply_fields(row: dict[str, Any], fields: Mapping[str, str] | None) -> dict[str, Any]:
+    """`fields` maps our name -> the file's name, e.g. {"prompt": "question"}."""
+    if not fields:
+        return row
+    out = dict(row)
+    for ours, theirs in fields.items():
+        if theirs in row:
+            out[ours] = row[theirs]
+    return out
+
+
+def _item_id(row: dict[str, Any], id_field: str | None, line: Line) -> str:
+    if id_field:
+        v = row.get(id_field)
+        if v is not None:
+            return str(v)
+    for k in ("id", "_id", "uid"):
+        if row.get(k) is not None:
+            return str(row[k])
+    return str(line.lineno if line.lineno is not None else line.index)
+
+
+def read_items(path: str | os.PathLike, *, id_field: str | None = None,
+               fields: Mapping[str, str] | None = None, require: tuple[str, ...] = ()) -> Iterator[Item]:
+    """Yield (item_id, row), streaming JSONL.
+
+    The id is the row's `id_field` (or `id`), else its line number (JSONL, 1-based) or
+    its index (JSON list). A malformed line raises InputError naming `file:line`; a row
+    missing a required field names the field; a repeated id names both."""
+    seen: set[str] = set()
+    for line in iter_lines(path):
+        where = line.where(path)
+        if line.record is None:
+            raise InputError(f"{where}: {line.error}")
+        row = _apply_fields(line.record, fields)
+        for name in require:
+            if name not in row or row[name] is None:
+                raise InputError(f"{where}: missing field {name!r} (have: {', '.join(sorted(row)) or 'none'})")
+        iid = _item_id(row, id_field, line)
+        if iid in seen:
+            raise InputError(f"{where}: duplicate item id {iid!r}")
+        seen.add(iid)
+        yield iid, row
+
+
+def count_items(path: str | os.PathLike) -> int | None:
+    """Fast count for progress bars: non-empty lines of a JSONL file (None for JSON documents)."""
+    p = Path(path)
+    if p.suffix.lower() == ".json":
+        return None
+    n = 0
+    with p.open("rb") as f:
+        for line in f:
+            if line.strip():
+                n += 1
+    return n
+
+
+def read_records(path: str | os.PathLike, *, missing_ok: bool = False) -> Iterator[dict[str, Any]]:
+    """Every row of a file our own code wrote, in order; a bad row raises InputError naming
+    `file:line`. `missing_ok`: a file that does not exist yet has no rows."""
+    if missing_ok and not Path(path).exists():
+        return
+    for line in iter_lines(path):
+        if line.record is None:
+            raise InputError(f"{line.where(path)}: {line.error}")
+        yield line.record
+
+
+class JsonlWriter:
+    """Appends one JSON object per line; counts rows. Use as a context manager."""
+
+    def __init__(self, path: str | os.PathLike, *, append: bool = False):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = self.path.open("ab" if append else "wb", buffering=1 << 20)
+        self.count = 0
+
+    def write(self, obj: Any) -> None:
+        self._f.write(orjson.dumps(obj, option=orjson.OPT_APPEND_NEWLINE))
+        self.count += 1
+
+    def write_many(self, objs: Iterable[Any]) -> None:
+        for o in objs:
+            self.write(o)
+
+    def close(self) -> None:
+        if not self._f.closed:
+            self._f.close()
+
+    def __enter__(self) -> "JsonlWriter":
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+
+def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
+    """Files as given; a folder stands for its *.jsonl and *.json files, sorted."""
+    out: list[Path] = []
+    for p in map(Path, paths):
+        if p.is_dir():
+            found = sorted(x for x in p.iterdir() if x.suffix.lower() in (".jsonl", ".json") and x.is_file())
+            if not found:
+                raise InputError(f"{p}: folder has no .jsonl or .json files")
+            out += found
+        elif p.is_file():
+            out.append(p)
+        else:
+            raise InputError(f"input not found: {p}")
+    return out
