@@ -94,6 +94,12 @@ def register(app: typer.Typer) -> None:
         filtered: Optional[Path] = typer.Option(None, "--filtered", help="Also write the passing dialogues here."),
         summary: Optional[Path] = typer.Option(None, "--summary", help="Summary JSON (default OUTPUT.summary.json)."),
         concurrency: int = typer.Option(16, "--concurrency", "-j"),
+        repair: bool = typer.Option(False, "--repair", help="Remove a recurring set opening/closing phrase from the "
+                                                            "answers after the first --repair-keep, recheck, and write "
+                                                            "those dialogues to --repaired with their changes."),
+        repaired: Optional[Path] = typer.Option(None, "--repaired", help="Repaired dialogues "
+                                                                         "(default OUTPUT.repaired.jsonl)."),
+        repair_keep: int = typer.Option(1, "--repair-keep", min=0, help="Answers that keep the set phrase."),
         base_url: Optional[str] = BaseUrlOpt,
         model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt,
@@ -108,13 +114,18 @@ def register(app: typer.Typer) -> None:
             try:
                 return await acheck(input, output, judge=judge, engine=engine, config=config, min_score=min_score,
                                     judge_role=judge_role, filtered=filtered, summary_path=summary,
-                                    concurrency=concurrency, progress=not quiet, console=console)
+                                    concurrency=concurrency, progress=not quiet, console=console,
+                                    repair=repair, repaired=repaired, repair_keep=repair_keep)
             finally:
                 if engine is not None:
                     await engine.aclose()
         s = run_async(main)
         console.print(f"{s['kept']} of {s['dialogues']} passed · output: {output} · summary: {s['summary_path']}",
                       highlight=False)
+        if "repair" in s:
+            r = s["repair"]
+            console.print(f"repaired {r['repaired']} dialogues ({r['changes']} phrases removed), "
+                          f"{r['passed_after']} now pass · {r['path']}", highlight=False)
 
     @persona_app.command("import-config")
     @friendly_errors

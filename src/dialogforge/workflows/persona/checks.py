@@ -6,9 +6,13 @@ thresholds apply to English, Korean, Japanese and Chinese.
 
 * ``structure``   user/assistant turns alternate, nothing is empty, the dialogue ends with an answer.
 * ``catchphrase`` a phrase of several words (Han/Kana: several characters) recurs in too many answers,
-                  or so does an opening or closing sentence of any length (a short verbal tic).
+                  or so does an opening or closing sentence of any length (a short verbal tic), or a
+                  short opener/closer up to clause punctuation ("The answer is:", "물론이죠!"; an
+                  allow-list keeps plain acknowledgements such as "네," or "Yes,"), or the persona's
+                  configured prefix/suffix appears past the turns it was configured for.
                   Stretches an answer shares with a user question are topic words, not catchphrases.
-* ``shrinking``   later answers are much shorter than the first (length in non-space characters).
+* ``shrinking``   later answers are much shorter than the first, or an answer after the second falls
+                  below a fraction of the median of the answers before it (length in non-space characters).
 * ``echo``        an answer too similar to the previous answer, a question too similar to an earlier one,
                   or a question that copies the answer just given
                   (character n-gram Jaccard / containment of the text without spaces and punctuation).
@@ -23,7 +27,11 @@ from pydantic import Field
 
 from ..kit import Strict
 
+from .edges import edge_position, persona_leaks, recurring_edges
 from .text import char_count, containment, dominant_script, jaccard, sentences, squash, units
+
+ACKNOWLEDGEMENTS = ["네", "예", "아니요", "아뇨", "Yes", "No", "Sure", "Okay", "OK", "是的", "是", "不是", "对",
+                    "好的", "はい", "いいえ", "ええ"]
 
 
 class CatchphraseThresholds(Strict):
@@ -36,6 +44,10 @@ class CatchphraseThresholds(Strict):
     edge_min_chars_spaced: int = Field(8, ge=1, description="a repeated opening/closing sentence counts from this "
                                                             "many letters (Latin and similar scripts)")
     edge_min_chars_cjk: int = Field(3, ge=1, description="... and from this many characters in Korean/Chinese/Japanese")
+    edge_max_chars: int = Field(40, ge=1, description="an opener/closer is the text up to (from) clause "
+                                                      "punctuation within this many characters of the edge")
+    allow: list[str] = Field(default_factory=lambda: list(ACKNOWLEDGEMENTS),
+                             description="openers/closers that may recur (plain acknowledgements)")
 
 
 class ShrinkThresholds(Strict):
@@ -43,6 +55,8 @@ class ShrinkThresholds(Strict):
     min_mean_ratio: float = Field(0.4, ge=0, le=1, description="fail when mean(later answers) < ratio * first answer")
     min_last_ratio: float = Field(0.5, ge=0, le=1, description="fail when answers shrink every turn and the last < ratio * first")
     min_first_chars: int = Field(40, ge=0, description="skip the check when the first answer is shorter than this")
+    min_median_ratio: float = Field(0.2, ge=0, le=1, description="fail when an answer after the second is below "
+                                                                 "this fraction of the median of the answers before it")
 
 
 class EchoThresholds(Strict):
@@ -138,8 +152,16 @@ def _edge_repeats(answers: list[str], need: int, min_chars: int) -> list[dict]:
     return [{"phrase": shown[k], "answers": c, "position": k[0]} for k, c in counts.most_common() if c >= need]
 
 
-def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = CatchphraseThresholds()) -> dict:
+def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = CatchphraseThresholds(),
+                      persona: Any = None) -> dict:
+    """`persona`: its PersonaDef (answer_prefixes, answer_suffixes, suffix_at), when known."""
     qs, answers = split_turns(messages)
+    if persona is not None:
+        leaks = persona_leaks(answers, persona.answer_prefixes, persona.answer_suffixes, persona.suffix_at)
+        if leaks:
+            lk = leaks[0]
+            return _result(False, f"the persona's {lk['position']} phrase {lk['phrase']!r} is used past the turns it "
+                                  f"was configured for (answers {', '.join(map(str, lk['turns']))})", leaks)
     if len(answers) < t.min_answers:
         return _result(True, f"only {len(answers)} answers (check needs {t.min_answers})", [])
     script = dominant_script(answers)
@@ -160,6 +182,11 @@ def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = Catchphra
             e = edges[0]
             return _result(False, f"{e['position']} sentence {e['phrase']!r} recurs in {e['answers']} of "
                                   f"{len(answers)} answers (limit {need - 1})", edges[:3])
+        short = recurring_edges(answers, need, allow=t.allow, max_chars=t.edge_max_chars)
+        if short:
+            e = short[0]
+            return _result(False, f"{e['position']} phrase {e['phrase']!r} recurs in {e['answers']} of "
+                                  f"{len(answers)} answers (limit {need - 1})", short[:3])
         top = counts.most_common(1)
         most = top[0][1] if top else 0
         return _result(True, f"no {n}-unit phrase in more than {need - 1} of {len(answers)} answers (max {most})", [])
@@ -175,6 +202,9 @@ def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = Catchphra
     if not phrases:
         g, c = max(((g, counts[g]) for g in flagged), key=lambda kv: kv[1])
         phrases = [{"phrase": joiner.join(g), "answers": c}]
+    for ph in phrases:
+        if pos := edge_position(ph["phrase"], answers):
+            ph["position"] = pos  # a set opening/closing phrase: `persona check --repair` can take it off
     worst = max(counts[g] for g in flagged)
     return _result(
         False,
@@ -189,13 +219,19 @@ def check_shrinking(messages: list[dict], t: ShrinkThresholds = ShrinkThresholds
     if len(lengths) < 2:
         return _result(True, "fewer than two answers", lengths)
     first = lengths[0]
+    later = lengths[1:]
+    mean_ratio = sum(later) / len(later) / first if first else 1.0
+    last_ratio = lengths[-1] / first if first else 1.0
+    value: dict[str, Any] = {"chars": lengths, "mean_ratio": round(mean_ratio, 3), "last_ratio": round(last_ratio, 3)}
+    for i in range(2, len(lengths)):  # one long answer cannot hide a collapse: compare with the median
+        before = sorted(lengths[:i])
+        median = (before[(i - 1) // 2] + before[i // 2]) / 2
+        if median >= t.min_first_chars and lengths[i] < t.min_median_ratio * median:
+            return _result(False, f"answer {i + 1} has {lengths[i]} characters, below {t.min_median_ratio:.0%} of the "
+                                  f"median ({median:g}) of the answers before it", {**value, "turn": i + 1})
     if first < t.min_first_chars:
         return _result(True, f"first answer has {first} characters (< {t.min_first_chars}); not checked", lengths)
-    later = lengths[1:]
-    mean_ratio = sum(later) / len(later) / first
-    last_ratio = lengths[-1] / first
     decreasing = len(lengths) >= 3 and all(b < a for a, b in zip(lengths, lengths[1:]))
-    value = {"chars": lengths, "mean_ratio": round(mean_ratio, 3), "last_ratio": round(last_ratio, 3)}
     if mean_ratio < t.min_mean_ratio:
         return _result(False, f"later answers average {mean_ratio:.0%} of the first answer's length (min {t.min_mean_ratio:.0%})", value)
     if decreasing and last_ratio < t.min_last_ratio:
@@ -260,11 +296,13 @@ def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> di
                    {"answer_max": round(worst_a, 3), "question_max": round(worst_q, 3)})
 
 
-def run_checks(messages: list[dict], t: CheckThresholds = CheckThresholds(), *, expected_turns: int | None = None) -> dict:
-    """All heuristic checks, keyed by name (disabled checks are left out)."""
+def run_checks(messages: list[dict], t: CheckThresholds = CheckThresholds(), *, expected_turns: int | None = None,
+               persona: Any = None) -> dict:
+    """All heuristic checks, keyed by name (disabled checks are left out). `persona`: the dialogue's
+    PersonaDef, when known (its configured prefix/suffix is checked)."""
     out = {"structure": check_structure(messages, expected_turns)}
     if t.catchphrase.enabled:
-        out["catchphrase"] = check_catchphrase(messages, t.catchphrase)
+        out["catchphrase"] = check_catchphrase(messages, t.catchphrase, persona)
     if t.shrinking.enabled:
         out["shrinking"] = check_shrinking(messages, t.shrinking)
     if t.echo.enabled:

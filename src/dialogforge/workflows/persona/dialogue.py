@@ -118,7 +118,7 @@ class DialogueMaker:
             answer = force_suffix(answer, suffix)
             history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]
 
-        checks = run_checks(history, cfg.quality.checks, expected_turns=n)
+        checks = run_checks(history, cfg.quality.checks, expected_turns=n, persona=persona)
         judge = None
         if cfg.quality.judge:
             judge, err = await judge_dialogue(ctx, self.prompts, cfg.agents.judge, history,

@@ -3,6 +3,8 @@
 Heuristic checks always run (no model needed, the output is rewritten).  With
 ``judge=True`` each dialogue is also scored by the judge through the engine; that
 run is resumable like any other (rerun the same command after an interruption).
+With ``repair=True`` dialogues whose catchphrase is a set opening or closing phrase are
+repaired (see ``repair.py``) and written to their own file, each with what changed.
 """
 from __future__ import annotations
 
@@ -14,17 +16,19 @@ from typing import Any, Sequence
 import orjson
 from rich.console import Console
 
+from dialogforge.core.rows import read_records
 from dialogforge.engine import Engine
 from dialogforge.engine.errors import ConfigError
 from dialogforge.engine.runner import Records, run_id_for
 
 from ..kit import override
 from .checks import CheckThresholds, run_checks
-from .config import AgentConfig, QualityConfig
+from .config import AgentConfig, PersonaDef, QualityConfig
 from .dialogs_io import read_dialogues
 from .judge import judge_check, judge_dialogue
 from .prompts import persona_prompts
 from .records import build_record
+from .repair import known_personas, repair_dialogue, repaired_record
 from .summary import print_summary, summarize
 
 _RECORD_KEYS = {"id", "messages", "system", "persona", "seed", "turns", "answer_stats", "judge", "checks", "passed",
@@ -52,9 +56,15 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
 
 def quality_from_config(config: str | os.PathLike | None) -> tuple[QualityConfig, AgentConfig]:
     """The quality and judge-agent settings of a config's ``persona:`` section (defaults without one)."""
-    from .config import AgentsConfig
+    q, a, _ = _from_config(config)
+    return q, a
+
+
+def _from_config(config: str | os.PathLike | None) -> tuple[QualityConfig, AgentConfig, dict[str, PersonaDef]]:
+    """Quality settings, judge agent and the personas known by name (built-in + the config's)."""
+    from .config import AgentsConfig, PersonaConfig
     if config is None:
-        return QualityConfig(), AgentsConfig().judge
+        return QualityConfig(), AgentsConfig().judge, known_personas()
     from dialogforge.engine.config import load_config
 
     from ..kit import validate
@@ -66,7 +76,13 @@ def quality_from_config(config: str | os.PathLike | None) -> tuple[QualityConfig
                  prefix=("persona", "quality"))
     a = validate(AgentsConfig, section.get("agents") or {}, source=str(config), lines=cfg.lines,
                  prefix=("persona", "agents")).judge
-    return q, a
+    try:  # the personas' own prefixes/suffixes, for the catchphrase check; names of built-ins or definitions
+        listed = PersonaConfig._builtin(section.get("personas") or [])
+    except ValueError as e:
+        raise ConfigError(f"{config}: persona.personas: {e}") from None
+    personas = [validate(PersonaDef, p, source=str(config), lines=cfg.lines, prefix=("persona", "personas", i))
+                for i, p in enumerate(listed)]
+    return q, a, known_personas(personas)
 
 
 async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: bool = False,
@@ -74,9 +90,10 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
                  thresholds: CheckThresholds | None = None, min_score: float | None = None,
                  judge_role: str | None = None, filtered: str | os.PathLike | None = None,
                  summary_path: str | os.PathLike | None = None, concurrency: int = 16, progress: bool = True,
-                 console: Console | None = None, prompts_dir: str | os.PathLike | None = None) -> dict:
+                 console: Console | None = None, prompts_dir: str | os.PathLike | None = None,
+                 repair: bool = False, repaired: str | os.PathLike | None = None, repair_keep: int = 1) -> dict:
     console = console or Console(stderr=True)
-    quality, judge_agent = quality_from_config(config)
+    quality, judge_agent, personas = _from_config(config)
     t = thresholds or quality.checks
     ms = min_score if min_score is not None else quality.min_score
     if judge_role:
@@ -86,8 +103,13 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
     summ = Path(summary_path) if summary_path else out.with_name(out.stem + ".summary.json")
     dialogues = list(read_dialogues(inp))
 
+    def persona_of(d: dict) -> PersonaDef | None:
+        name = d["row"].get("persona")
+        return personas.get(name) if isinstance(name, str) else None
+
     if not judge:
-        records = [_record(did, d, run_checks(d["messages"], t), None, quality.advisory) for did, d in dialogues]
+        records = [_record(did, d, run_checks(d["messages"], t, persona=persona_of(d)), None, quality.advisory)
+                   for did, d in dialogues]
         _write_jsonl(out, records)
         if filt is not None:
             _write_jsonl(filt, [r for r in records if r["passed"]])
@@ -100,7 +122,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
 
         async def process(item: dict, ctx: Any) -> Records:
             d = by_id[ctx.item_id]
-            checks = run_checks(d["messages"], t)
+            checks = run_checks(d["messages"], t, persona=persona_of(d))
             err: str | None
             if not any(m["role"] == "assistant" for m in d["messages"]):
                 j, err = None, "nothing to judge: no assistant message"
@@ -125,6 +147,12 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
         failed = res.failed + res.skipped_failed
     summary = summarize(records, failed=failed)
     summary.update({"input": str(inp), "output": str(out), "judge": judge, "min_score": ms})
+    if repair:
+        rep = Path(repaired) if repaired else out.with_name(out.stem + ".repaired.jsonl")
+        fixed = _repair_all(records, t, personas, repair_keep, quality.advisory)
+        _write_jsonl(rep, fixed)
+        summary["repair"] = {"path": str(rep), "repaired": len(fixed), "passed_after": sum(r["passed"] for r in fixed),
+                             "changes": sum(len(r["repair"]["changes"]) for r in fixed)}
     summ.parent.mkdir(parents=True, exist_ok=True)
     summ.write_bytes(orjson.dumps(summary, option=orjson.OPT_INDENT_2 | orjson.OPT_NON_STR_KEYS))
     summary["summary_path"] = str(summ)
@@ -133,15 +161,20 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
     return summary
 
 
-def _read(path: Path, ids: set[str]) -> list[dict]:
+def _repair_all(records: list[dict], t: CheckThresholds, personas: dict[str, PersonaDef], keep: int,
+                advisory: list[str] | tuple) -> list[dict]:
+    """Repaired copies of the records whose catchphrase is an edge phrase (the originals stay as they are)."""
     out = []
-    if path.exists():
-        for line in path.read_bytes().splitlines():
-            if line.strip():
-                r = orjson.loads(line)
-                if str(r.get("id")) in ids:
-                    out.append(r)
+    for r in records:
+        persona = personas.get(r["persona"]) if isinstance(r.get("persona"), str) else None
+        done = repair_dialogue(r["messages"], r.get("checks") or {}, t, persona=persona, keep=keep)
+        if done is not None:
+            out.append(repaired_record(r, *done, advisory=advisory))
     return out
+
+
+def _read(path: Path, ids: set[str]) -> list[dict]:
+    return [r for r in read_records(path, missing_ok=True) if str(r.get("id")) in ids]
 
 
 def check(input: str | os.PathLike, output: str | os.PathLike, *, judge: bool = False,
