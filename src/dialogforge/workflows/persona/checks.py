@@ -203,7 +203,7 @@ def check_catchphrase(messages: list[dict], t: CatchphraseThresholds = Catchphra
         g, c = max(((g, counts[g]) for g in flagged), key=lambda kv: kv[1])
         phrases = [{"phrase": joiner.join(g), "answers": c}]
     for ph in phrases:
-        if pos := edge_position(ph["phrase"], answers):
+        if pos := edge_position(str(ph["phrase"]), answers):
             ph["position"] = pos  # a set opening/closing phrase: `persona check --repair` can take it off
     worst = max(counts[g] for g in flagged)
     return _result(

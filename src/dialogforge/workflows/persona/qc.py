@@ -162,7 +162,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
 
 
 def _repair_all(records: list[dict], t: CheckThresholds, personas: dict[str, PersonaDef], keep: int,
-                advisory: list[str] | tuple) -> list[dict]:
+                advisory: Sequence[str]) -> list[dict]:
     """Repaired copies of the records whose catchphrase is an edge phrase (the originals stay as they are)."""
     out = []
     for r in records:

@@ -8,7 +8,7 @@ removed; a phrase in the middle of answers is left for the filter to judge.
 """
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Sequence
 
 from .checks import CheckThresholds, run_checks, split_turns
 from .config import PersonaDef
@@ -69,7 +69,7 @@ def answers_of(messages: list[dict]) -> list[str]:
 
 
 def repaired_record(record: dict[str, Any], messages: list[dict], changes: list[dict], checks: dict,
-                    advisory: list[str] | tuple = ()) -> dict[str, Any]:
+                    advisory: Sequence[str] = ()) -> dict[str, Any]:
     """The record again, with the repaired messages, the new check results and what changed."""
     from .checks import decide
     from .records import answer_stats
