@@ -11,7 +11,8 @@ for a remote model; the client code path under test is the real one.
 
 As a process (benchmarks, kill -9 tests):
     python -m dialogforge.testing.fake_server --port 0 --latency 0.1 --port-file port.txt
-GET /stats there returns {"requests": N, "keys": {...}}; GET /requests the request bodies.
+GET /stats there returns {"requests": N, "keys": {...}, "batches": {...}}; GET /requests the request bodies.
+The OpenAI files and batches endpoints live in fake_batches.py (``srv.batches``).
 """
 from __future__ import annotations
 
@@ -26,6 +27,8 @@ from typing import Any, Callable
 
 import orjson
 from aiohttp import web
+
+from .fake_batches import BatchService
 
 Responder = Callable[[dict], Any]
 
@@ -86,7 +89,8 @@ def default_reply(body: dict) -> str:
 
 class FakeServer:
     def __init__(self, *, latency: float = 0.0, responder: Responder | None = None, models: list[str] | None = None,
-                 api_keys: set[str] | None = None, host: str = "127.0.0.1", port: int = 0, keep_requests: bool = True):
+                 api_keys: set[str] | None = None, host: str = "127.0.0.1", port: int = 0, keep_requests: bool = True,
+                 batches: bool = True, batch_delay: float = 0.0):
         self.latency = latency
         self.responder = responder
         self.models = models
@@ -99,6 +103,8 @@ class FakeServer:
         self.keys_seen: Counter[str] = Counter()
         self.faults: deque[Fault] = deque()
         self.models_status: int | None = None  # answer GET /models with this error status instead
+        # the OpenAI files and batches endpoints (fake_batches.py); None: a server without them, like vLLM's
+        self.batches = BatchService(self, delay=batch_delay) if batches else None
         self._runner: web.AppRunner | None = None
         self._thread: threading.Thread | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -139,6 +145,16 @@ class FakeServer:
             return _error(404, f"The model `{body.get('model')}` does not exist.")
         if self.latency:
             await asyncio.sleep(self.latency)
+        message, finish, usage = self.reply(body)
+        if body.get("stream"):
+            return await self._stream(request, body, message, finish, usage)
+        out = {"id": f"chatcmpl-{self.count}", "object": "chat.completion", "created": int(time.time()),
+               "model": body.get("model"), "choices": [{"index": 0, "message": message, "finish_reason": finish}],
+               "usage": usage}
+        return web.Response(body=orjson.dumps(out), content_type="application/json")
+
+    def reply(self, body: dict) -> tuple[dict, str, dict]:
+        """The assistant message, finish reason and usage this server answers ``body`` with."""
         reply = self.responder(body) if self.responder else None
         if reply is None:
             reply = default_reply(body)
@@ -148,12 +164,7 @@ class FakeServer:
         completion_tokens = len(str(message.get("content") or "").split()) + 1
         usage = {"prompt_tokens": prompt_tokens, "completion_tokens": completion_tokens,
                  "total_tokens": prompt_tokens + completion_tokens}
-        if body.get("stream"):
-            return await self._stream(request, body, message, finish, usage)
-        out = {"id": f"chatcmpl-{self.count}", "object": "chat.completion", "created": int(time.time()),
-               "model": body.get("model"), "choices": [{"index": 0, "message": message, "finish_reason": finish}],
-               "usage": usage}
-        return web.Response(body=orjson.dumps(out), content_type="application/json")
+        return message, finish, usage
 
     async def _stream(self, request: web.Request, body: dict, message: dict, finish: str, usage: dict):
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
@@ -190,7 +201,10 @@ class FakeServer:
         return web.json_response({"object": "list", "data": [{"id": m, "object": "model"} for m in self.models]})
 
     async def _stats(self, request: web.Request) -> web.Response:
-        return web.json_response({"requests": self.count, "keys": dict(self.keys_seen)})
+        out: dict[str, Any] = {"requests": self.count, "keys": dict(self.keys_seen)}
+        if self.batches is not None:
+            out["batches"] = self.batches.stats()
+        return web.json_response(out)
 
     async def _requests(self, request: web.Request) -> web.Response:
         return web.Response(body=orjson.dumps(self.requests), content_type="application/json")
@@ -202,6 +216,8 @@ class FakeServer:
         app.router.add_get("/v1/models", self._models)
         app.router.add_get("/stats", self._stats)
         app.router.add_get("/requests", self._requests)
+        if self.batches is not None:
+            self.batches.add_routes(app)
         self._runner = web.AppRunner(app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.host, self.port, backlog=1024)
@@ -264,11 +280,13 @@ def main() -> None:
     ap.add_argument("--port-file", help="write the chosen port here once listening")
     ap.add_argument("--model", action="append", help="models to serve (default: any)")
     ap.add_argument("--no-keep", action="store_true", help="do not keep request bodies (benchmarks)")
+    ap.add_argument("--batch-delay", type=float, default=0.0, help="seconds a batch job stays in progress")
+    ap.add_argument("--no-batches", action="store_true", help="no files/batches endpoints (like vLLM)")
     args = ap.parse_args()
 
     async def run() -> None:
         srv = FakeServer(latency=args.latency, models=args.model, host=args.host, port=args.port,
-                         keep_requests=not args.no_keep)
+                         keep_requests=not args.no_keep, batches=not args.no_batches, batch_delay=args.batch_delay)
         await srv.start()
         if args.port_file:
             with open(args.port_file + ".tmp", "w") as f:
