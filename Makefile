@@ -26,7 +26,7 @@ $(EMBED_STAMP): $(STAMP)
 	touch $@
 
 $(TEST_STAMP): $(EMBED_STAMP)
-	$(PIP) install -q -e '.[test,embedded]'
+	$(PIP) install -q -e '.[test,embedded,ray]'
 	touch $@
 
 install: $(STAMP)

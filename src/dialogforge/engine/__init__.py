@@ -15,7 +15,9 @@ from .errors import (APIConnectionError, APIError, APIStatusError, ConfigError, 
 from .io import count_items, read_items
 from .limits import Gate
 from .identity import RunChanged
-from .runner import ItemContext, ItemResult, ProcessFn, Records, RunCrashed, RunResult, execute
+from .executors import Executor, LocalExecutor, Shippable, make_executor
+from .runner import (ItemContext, ItemResult, ProcessFn, Records, RunCrashed, RunResult, _normalise_outputs, execute,
+                     run_id_for)
 from .store import RunStore
 from .types import ChatResponse, ItemStatus, RunStatus, Usage
 
@@ -24,6 +26,7 @@ __all__ = [
     "read_items", "count_items", "load_config", "ItemFailed", "DialogforgeError", "ConfigError", "InputError",
     "APIError", "APIConnectionError", "APIStatusError", "NotFoundError", "StructuredOutputError",
     "Records", "ItemResult", "ItemStatus", "RunStatus", "RunCrashed", "RunChanged",
+    "Executor", "Shippable", "make_executor",
 ]
 
 EMBEDDED_ENDPOINT = "embedded"
@@ -43,6 +46,7 @@ class Engine:
         self.console = console or Console(stderr=True)
         self._llms: dict[str, LLM] = {}
         self._global: Gate | None = None
+        self.executor: Executor = LocalExecutor()  # where items run (engine/executors): local, ray, batch
 
     # --- construction -------------------------------------------------------------------
     @classmethod
@@ -122,9 +126,12 @@ class Engine:
         if check:
             await self.preflight(roles)
         ident = {"models": self.model_identity(roles), **(identity or {})}
-        return await execute(self, name=name, items=items, process=process, output=output, concurrency=concurrency,
-                             retry_failed=retry_failed, run_id=run_id, total=total, use_cache=use_cache,
-                             progress=progress, console=self.console, identity=ident, continue_=continue_)
+        rid = run_id or run_id_for(name, _normalise_outputs(output))
+        async with self.executor.session(self, process, run_id=rid, concurrency=concurrency) as item_fn:
+            return await execute(self, name=name, items=items, process=item_fn, output=output,
+                                 concurrency=concurrency, retry_failed=retry_failed, run_id=rid, total=total,
+                                 use_cache=use_cache, progress=progress, console=self.console, identity=ident,
+                                 continue_=continue_)
 
     def model_identity(self, roles: Iterable[str]) -> dict[str, Any]:
         """What each role's endpoint contributes to a run's identity: backend, model and sampling

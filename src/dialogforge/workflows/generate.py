@@ -13,7 +13,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..engine import Engine, ItemContext, ItemFailed, Records, RunResult, read_items
+from ..engine import Engine, ItemContext, ItemFailed, Records, RunResult, Shippable, read_items
 from ..engine.identity import file_digest
 from .kit import Strict, load_section, override
 
@@ -88,7 +88,7 @@ async def generate(engine: Engine, input_path: str | os.PathLike, output: str | 
     # one pass first: a malformed line or a repeated id is reported before any request is sent
     total = sum(1 for _ in read_items(input_path, id_field=id_field, fields=fields))
     items = read_items(input_path, id_field=id_field, fields=fields)
-    return await engine.run(name="generate", items=items, process=make_process(opts), output=output,
+    return await engine.run(name="generate", items=items, process=Shippable(make_process, (opts,)), output=output,
                             concurrency=concurrency, retry_failed=retry_failed, total=total,
                             progress=progress, roles=["generator"], continue_=continue_,
                             identity={"generate": {"system": opts.system, "n": opts.n, "params": opts.params,

@@ -14,9 +14,9 @@ import hashlib
 import json
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Awaitable, Callable
 
-from ...engine import Engine, ItemContext, Records
+from ...engine import Engine, ItemContext, Records, Shippable
 from ...engine.errors import ConfigError
 from .config import AgentConfig
 from .context import TokenCounter
@@ -24,6 +24,7 @@ from .envs.base import check_environment_type, make_environment
 from .outputs import index_record, item_id, sample_records, trajectory_record
 from .prompts import agent_prompts
 from .rollout import Rollout
+from .shipping import pack_workspaces, unpack_workspaces
 from .tasks import Task
 
 OUTPUT_NAMES = ("samples", "trajectories", "index")
@@ -44,6 +45,33 @@ class AgentRunResult:
     out_dir: Path
     rounds: dict[int, Any] = field(default_factory=dict)  # round -> engine RunResult
     summary: dict = field(default_factory=dict)
+
+
+def rollout_process(cfg: AgentConfig, tasks: list[Task], workers: int, price: Any,
+                    packed: dict[str, bytes] | None = None) -> Callable[[dict, ItemContext], Awaitable[Records]]:
+    """The per-item function of an agent run, built where it runs (here, or on a Ray worker)."""
+    if packed:
+        tasks = unpack_workspaces(tasks, packed)
+    slots = asyncio.Semaphore(workers)
+    n_eval = cfg.environment.eval_concurrency
+    eval_slots = asyncio.Semaphore(n_eval) if n_eval else None
+    prompts = agent_prompts(cfg)
+    counter = TokenCounter(cfg.context.tokenizer, cfg.base_dir)
+    by_id = {t.id: t for t in tasks}
+
+    async def process(item: dict, ctx: ItemContext) -> Records:
+        task = by_id[item["instance"]]
+        r, k = item["round"], item["repeat"]
+        async with slots:
+            env = make_environment(cfg.environment, task)
+            res = await Rollout(task, cfg, env, ctx.chat, sample=sample_seed(r, k), prompts=prompts,
+                                counter=counter, price=price, eval_slots=eval_slots, memo=ctx.memo).run()
+        samples = sample_records(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)
+        return Records(samples=samples,
+                       trajectories=[trajectory_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)],
+                       index=[index_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id,
+                                           n_samples=len(samples))])
+    return process
 
 
 def summarize(out_dir: str | Path, rounds: list[int]) -> dict:
@@ -75,28 +103,12 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
     if any(r < 1 for r in rounds):
         raise ConfigError(f"rounds count from 1, got {rounds}")
     repeats = repeats or cfg.repeats
-    workers = asyncio.Semaphore(concurrency or cfg.concurrency)
-    n_eval = cfg.environment.eval_concurrency
-    eval_slots = asyncio.Semaphore(n_eval) if n_eval else None
-    prompts = agent_prompts(cfg)
-    counter = TokenCounter(cfg.context.tokenizer, cfg.base_dir)
     price = cfg.price or engine.endpoint_config(cfg.agent_role).price
-    by_id = {t.id: t for t in tasks}
     out_dir = Path(out_dir)
     tag = hashlib.blake2b(str(out_dir.resolve()).encode(), digest_size=4).hexdigest()
-
-    async def process(item: dict, ctx: ItemContext) -> Records:
-        task = by_id[item["instance"]]
-        r, k = item["round"], item["repeat"]
-        async with workers:
-            env = make_environment(cfg.environment, task)
-            res = await Rollout(task, cfg, env, ctx.chat, sample=sample_seed(r, k), prompts=prompts,
-                                counter=counter, price=price, eval_slots=eval_slots, memo=ctx.memo).run()
-        samples = sample_records(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)
-        return Records(samples=samples,
-                       trajectories=[trajectory_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id)],
-                       index=[index_record(res, item=ctx.item_id, repeat=k, round_=r, run=ctx.run_id,
-                                           n_samples=len(samples))])
+    # plain data only: the executor may rebuild it on another machine (Ray), workspaces travel packed
+    packed = pack_workspaces(tasks) if engine.executor.name == "ray" else None
+    process = Shippable(rollout_process, (cfg, tasks, concurrency or cfg.concurrency, price, packed))
 
     def items(r: int):
         for k in range(repeats):

@@ -17,7 +17,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
-from dialogforge.engine import Engine, RunResult
+from dialogforge.engine import Engine, RunResult, Shippable
 from dialogforge.engine.errors import ConfigError
 
 from ..kit import override
@@ -95,6 +95,11 @@ def run_identity(cfg: PersonaConfig, prompts: Any) -> dict[str, Any]:
     return data
 
 
+def dialogue_process(cfg: PersonaConfig):
+    """The per-item function, built where it runs (here, or on a Ray worker)."""
+    return DialogueMaker(cfg, persona_prompts(cfg)).process
+
+
 def day_paths(cfg: PersonaConfig, date: str) -> tuple[Path, Path, Path]:
     raw_dir, filt_dir = cfg.resolve(cfg.output.raw_dir), cfg.resolve(cfg.output.filtered_dir)
     assert raw_dir is not None and filt_dir is not None
@@ -169,11 +174,10 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
     if len(todo) < len(items):
         console.print(f"{len(items) - len(todo)} dialogue(s) already in {raw_path.name}; not made again")
 
-    maker = DialogueMaker(cfg, prompts)
     roles = sorted({cfg.agents.persona.role, cfg.agents.user.role}
                    | ({cfg.agents.rewrite.role} if cfg.rewrite_question else set())
                    | ({cfg.agents.judge.role} if cfg.quality.judge else set()))
-    result = await engine.run(name=RUN_NAME, items=todo, process=maker.process,
+    result = await engine.run(name=RUN_NAME, items=todo, process=Shippable(dialogue_process, (cfg,)),
                               output={"raw": raw_path, "filtered": filt_path}, concurrency=cfg.concurrency,
                               retry_failed=retry_failed, total=len(todo), progress=progress, roles=roles,
                               identity=run_identity(cfg, prompts), continue_=continue_)
