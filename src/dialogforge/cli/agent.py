@@ -8,8 +8,8 @@ from typing import Optional
 import typer
 
 from ..engine.errors import ConfigError
-from .common import (BaseUrlOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, parse_fields,
-                     run_async)
+from .common import (BaseUrlOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt, ModelOpt, RayAddressOpt, RayWorkersOpt,
+                     StoreOpt, console, friendly_errors, parse_fields, run_async, use_executor)
 
 
 def _mapping(preset: Optional[str], fields: list[str] | None):
@@ -47,6 +47,9 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt,
         store: Optional[Path] = StoreOpt,
+        executor: str = ExecutorOpt,
+        ray_address: Optional[str] = RayAddressOpt,
+        ray_workers: Optional[int] = RayWorkersOpt,
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-run only rollouts that failed before."),
         continue_: bool = ContinueOpt,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
@@ -86,6 +89,7 @@ def register(app: typer.Typer) -> None:
         round_list = [round_] if round_ is not None else list(range(1, (rounds or cfg.rounds) + 1))
         engine = Engine.from_config(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store,
                                     roles=[cfg.agent_role, cfg.summary_role])
+        use_executor(engine, executor, ray_address, ray_workers)
 
         async def main():
             try:

@@ -24,6 +24,20 @@ KeyEnvOpt = typer.Option(None, "--api-key-env", help="Environment variable that 
 ContinueOpt = typer.Option(False, "--continue", help="Go on into outputs made with other settings (model, "
                            "sampling, templates, inputs) instead of refusing; finished items stay as they are.")
 StoreOpt = typer.Option(None, "--store", help="Run store (SQLite). Default: .dialogforge/store.sqlite or $DIALOGFORGE_HOME.")
+ExecutorOpt = typer.Option("local", "--executor", help="Where items run: local (default) or ray.")
+RayAddressOpt = typer.Option(None, "--ray-address",
+                             help="Ray cluster to run on (e.g. ray://head:10001, or auto); default: a local Ray instance.")
+RayWorkersOpt = typer.Option(None, "--ray-workers", help="Ray worker actors (default: one per CPU of the cluster).")
+
+
+def use_executor(engine: Engine, executor: str, ray_address: Optional[str] = None,
+                 ray_workers: Optional[int] = None) -> None:
+    """Point the engine's runs at the executor the flags name (engine/executors)."""
+    from ..engine import make_executor
+    if executor != "ray" and (ray_address or ray_workers):
+        raise DialogforgeError("--ray-address and --ray-workers go with --executor ray")
+    opts = {k: v for k, v in {"address": ray_address, "workers": ray_workers}.items() if v}
+    engine.executor = make_executor(executor, **opts)
 
 
 def make_engine(config: Optional[Path], base_url: Optional[str], model: Optional[str], api_key_env: Optional[str],

@@ -127,6 +127,8 @@ class Engine:
             await self.preflight(roles)
         ident = {"models": self.model_identity(roles), **(identity or {})}
         rid = run_id or run_id_for(name, _normalise_outputs(output))
+        if getattr(self.executor, "all_items_at_once", False):
+            concurrency = 10**9  # batch mode: every item must reach its next uncached call in each round
         async with self.executor.session(self, process, run_id=rid, concurrency=concurrency) as item_fn:
             return await execute(self, name=name, items=items, process=item_fn, output=output,
                                  concurrency=concurrency, retry_failed=retry_failed, run_id=rid, total=total,

@@ -7,6 +7,7 @@ finish reason, token usage and the sample index.
 """
 from __future__ import annotations
 
+import asyncio
 import os
 from dataclasses import dataclass, field
 from typing import Any
@@ -62,9 +63,11 @@ def build_messages(item: dict, system: str | None) -> list[dict]:
 def make_process(opts: GenerateOptions):
     async def process(item: dict, ctx: ItemContext) -> Records:
         messages = build_messages(item, opts.system)
+        # the samples are independent: asked together (one batch round in batch mode)
+        answers = await asyncio.gather(*(ctx.chat(messages, role="generator", purpose="main", sample=k, **opts.params)
+                                         for k in range(opts.n)))
         rows = []
-        for k in range(opts.n):
-            r = await ctx.chat(messages, role="generator", purpose="main", sample=k, **opts.params)
+        for k, r in enumerate(answers):
             row = {"id": ctx.item_id, "sample": k, "response": r.text, "finish_reason": r.finish_reason,
                    "usage": {"prompt_tokens": r.usage.prompt_tokens, "completion_tokens": r.usage.completion_tokens},
                    "model": r.model}
