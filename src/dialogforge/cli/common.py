@@ -30,12 +30,23 @@ RayAddressOpt = typer.Option(None, "--ray-address",
 RayWorkersOpt = typer.Option(None, "--ray-workers", help="Ray worker actors (default: one per CPU of the cluster).")
 
 
-def use_executor(engine: Engine, executor: str, ray_address: Optional[str] = None,
-                 ray_workers: Optional[int] = None) -> None:
+BatchOpt = typer.Option(False, "--batch", help="Batch mode: uncached calls go out as provider batch jobs, round by "
+                        "round (about half the price; hours, not minutes). Same as `mode: batch` on the endpoints.")
+BatchPollOpt = typer.Option(30.0, "--batch-poll", help="Seconds between looks at a running batch job.")
+
+
+def use_executor(engine: Engine, executor: str, ray_address: Optional[str] = None, ray_workers: Optional[int] = None,
+                 batch: bool = False, batch_poll: float = 30.0) -> None:
     """Point the engine's runs at the executor the flags name (engine/executors)."""
     from ..engine import make_executor
     if executor != "ray" and (ray_address or ray_workers):
         raise DialogforgeError("--ray-address and --ray-workers go with --executor ray")
+    if batch and executor != "local":
+        raise DialogforgeError(f"--batch is its own executor; it does not combine with --executor {executor}")
+    if batch or any(c.mode == "batch" for c in engine.config.endpoints.values()):
+        eps = None if batch else [n for n, c in engine.config.endpoints.items() if c.mode == "batch"]
+        engine.executor = make_executor("batch", endpoints=eps, poll=batch_poll)
+        return
     opts = {k: v for k, v in {"address": ray_address, "workers": ray_workers}.items() if v}
     engine.executor = make_executor(executor, **opts)
 

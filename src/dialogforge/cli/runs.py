@@ -20,6 +20,23 @@ def _when(ts: float) -> str:
     return dt.datetime.fromtimestamp(ts).strftime("%Y-%m-%d %H:%M")
 
 
+def _batch_jobs(st: RunStore, run_id: str) -> None:
+    """The provider batch jobs of a batch-mode run: state, requests and cost at batch prices."""
+    from ..engine.executors.batch_api import jobs
+    js = jobs(st, run_id)
+    if not js:
+        return
+    t = Table(title="batch jobs (costed at batch prices)")
+    for col in ("round", "batch", "endpoint", "status", "requests", "answered", "failed", "tokens", "cost"):
+        t.add_column(col, justify="right" if col in ("round", "requests", "answered", "failed", "tokens", "cost")
+                     else "left", no_wrap=True)
+    for j in js:
+        t.add_row(str(j["round"]), j["batch_id"], j["endpoint"], j["status"], str(j["requests"]), str(j["completed"]),
+                  str(j["failed"]), f"{j['prompt_tokens'] + j['completion_tokens']:,}", f"${j['cost']:.4f}")
+    out.print(t)
+    out.print(f"batch total: ${sum(j['cost'] for j in js):.4f} over {len(js)} job(s)", highlight=False)
+
+
 def register(app: typer.Typer) -> None:
     runs_app = typer.Typer(help="Runs recorded in the run store.", invoke_without_command=True, no_args_is_help=False)
     app.add_typer(runs_app, name="runs")
@@ -62,6 +79,7 @@ def register(app: typer.Typer) -> None:
             t.add_row(p["purpose"], str(p["calls"]), str(p["errors"]), f"{p['prompt_tokens']:,}",
                       f"{p['completion_tokens']:,}", f"${p['cost']:.4f}", f"{p['mean_latency']:.3f}s")
         out.print(t)
+        _batch_jobs(st, info.run_id)
         if s["call_errors"]:
             t = Table(title="call errors (retried or final)")
             t.add_column("error")

@@ -127,9 +127,10 @@ class Engine:
             await self.preflight(roles)
         ident = {"models": self.model_identity(roles), **(identity or {})}
         rid = run_id or run_id_for(name, _normalise_outputs(output))
-        if getattr(self.executor, "all_items_at_once", False):
+        executor = self.run_executor()
+        if getattr(executor, "all_items_at_once", False):
             concurrency = 10**9  # batch mode: every item must reach its next uncached call in each round
-        async with self.executor.session(self, process, run_id=rid, concurrency=concurrency) as item_fn:
+        async with executor.session(self, process, run_id=rid, concurrency=concurrency) as item_fn:
             return await execute(self, name=name, items=items, process=item_fn, output=output,
                                  concurrency=concurrency, retry_failed=retry_failed, run_id=rid, total=total,
                                  use_cache=use_cache, progress=progress, console=self.console, identity=ident,
@@ -144,6 +145,13 @@ class Engine:
             out[role] = {"backend": cfg.backend, "model": cfg.model, "params": cfg.params,
                          "structured_output": cfg.structured_output}
         return out
+
+    def run_executor(self) -> Executor:
+        """The executor runs use: the one set, or batch mode for the endpoints configured ``mode: batch``."""
+        batch = [n for n, c in self.config.endpoints.items() if c.mode == "batch"]
+        if batch and self.executor.name == "local":
+            return make_executor("batch", endpoints=batch)
+        return self.executor
 
     def run_sync(self, **kwargs: Any) -> RunResult:
         async def main() -> RunResult:

@@ -42,6 +42,15 @@ EMBEDDED_NAMES = {EMBEDDED, EMBEDDED_MODEL.lower(), "smollm2-135m-instruct.q4_1"
 class Price(Strict):
     input_per_1m: float = 0.0
     output_per_1m: float = 0.0
+    # what the provider charges for batch jobs (mode: batch); unset: half the live prices
+    batch_input_per_1m: float | None = None
+    batch_output_per_1m: float | None = None
+
+    def batch(self) -> "Price":
+        """The prices batch-mode calls are costed at."""
+        bi, bo = self.batch_input_per_1m, self.batch_output_per_1m
+        return Price(input_per_1m=self.input_per_1m / 2 if bi is None else bi,
+                     output_per_1m=self.output_per_1m / 2 if bo is None else bo)
 
     def cost(self, prompt_tokens: int, completion_tokens: int) -> float:
         """The one cost formula: tokens times the price per million."""
@@ -62,6 +71,8 @@ class EndpointConfig(Strict):
     timeout: float = Field(default=120.0, gt=0)
     max_retries: int = Field(default=8, ge=0)
     price: Price | None = None
+    # batch: calls wait for provider batch jobs (files + batches endpoints), at batch prices (engine/executors/batch.py)
+    mode: Literal["live", "batch"] = "live"
     headers: dict[str, str] = Field(default_factory=dict)
     # embedded backend only: {n_parallel: 4, n_ctx: 8192, n_threads: null, model_path: null}
     embedded: dict[str, Any] = Field(default_factory=dict)

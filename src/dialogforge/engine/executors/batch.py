@@ -45,16 +45,8 @@ class BatchRequestFailed(APIError):
 
 
 def batch_price(cfg: EndpointConfig) -> Price | None:
-    """The endpoint's batch prices: ``price.batch_input_per_1m``/``batch_output_per_1m`` when set,
-    else half the live prices (what providers charge for batch jobs)."""
-    p = cfg.price
-    if p is None:
-        return None
-    extra = p.model_extra or {} if hasattr(p, "model_extra") else {}
-    bi = getattr(p, "batch_input_per_1m", None) or extra.get("batch_input_per_1m")
-    bo = getattr(p, "batch_output_per_1m", None) or extra.get("batch_output_per_1m")
-    return Price(input_per_1m=bi if bi is not None else p.input_per_1m / 2,
-                 output_per_1m=bo if bo is not None else p.output_per_1m / 2)
+    """The endpoint's batch prices (``price.batch_*_per_1m``; unset: half the live prices)."""
+    return cfg.price.batch() if cfg.price is not None else None
 
 
 @dataclass
@@ -81,6 +73,13 @@ class _BatchBackend:
     async def complete(self, body: dict, *, api_key: str | None = None, timeout: float | None = None,
                        payload: bytes | None = None) -> dict:
         return await self.ctl.park(self.endpoint, payload if payload is not None else orjson.dumps(body))
+
+    @classmethod
+    def from_config(cls, cfg: EndpointConfig) -> "_BatchBackend":
+        raise ConfigError("the batch backend is made by the batch executor, not from a config")
+
+    async def list_models(self, *, api_key: str | None = None, timeout: float = 10.0) -> list[str] | None:
+        return None
 
     async def aclose(self) -> None:
         pass

@@ -103,6 +103,9 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
     if any(r < 1 for r in rounds):
         raise ConfigError(f"rounds count from 1, got {rounds}")
     repeats = repeats or cfg.repeats
+    if engine.run_executor().name == "batch":
+        raise ConfigError("agent runs stay live: their sandboxes would wait hours on batch jobs "
+                          "(drop --batch / `mode: batch` for the agent's endpoints)")
     price = cfg.price or engine.endpoint_config(cfg.agent_role).price
     out_dir = Path(out_dir)
     tag = hashlib.blake2b(str(out_dir.resolve()).encode(), digest_size=4).hexdigest()
