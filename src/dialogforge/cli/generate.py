@@ -8,9 +8,8 @@ import typer
 
 from ..workflows.generate import generate, options_from_config
 from .common import (BaseUrlOpt, BatchOpt, BatchPollOpt, ConfigOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt, ModelOpt,
-                     RayAddressOpt)
-                     RayWorkersOpt, StoreOpt, friendly_errors, make_engine, parse_fields, print_result, run_async,
-                     use_executor)
+                     RayAddressOpt, RayWorkersOpt, StoreOpt, friendly_errors, make_engine, parse_fields, print_result,
+                     run_async, use_executor)
 
 
 def register(app: typer.Typer) -> None:

@@ -28,7 +28,7 @@ from ..config import EndpointConfig, Price
 from ..errors import APIError, ConfigError
 from ..limits import Gate
 from . import ProcessFn
-from .batch_api import RUN_KEY, TERMINAL, BatchAPI, Outcome, ensure_jobs_table, record_job
+from .batch_api import RUN_KEY, TERMINAL, BatchAPI, Outcome, record_job
 
 if TYPE_CHECKING:
     from .. import Engine
@@ -308,7 +308,6 @@ class BatchExecutor:
     @contextlib.asynccontextmanager
     async def session(self, engine: "Engine", process: ProcessFn, *, run_id: str,
                       concurrency: int) -> AsyncIterator[ProcessFn]:
-        ensure_jobs_table(engine.store)
         apis = {n: BatchAPI(n, c, c.resolve_keys()[0]) for n, c in self.batch_endpoints(engine).items()}
         try:
             for api in apis.values():

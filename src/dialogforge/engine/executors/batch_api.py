@@ -21,30 +21,6 @@ from ..store import RunStore
 TERMINAL = ("completed", "failed", "expired", "cancelled")
 RUN_KEY = "dialogforge_run"
 
-JOBS_TABLE = """
-CREATE TABLE IF NOT EXISTS batch_jobs (
-    batch_id TEXT PRIMARY KEY,
-    run_id TEXT NOT NULL,
-    endpoint TEXT NOT NULL,
-    round INTEGER NOT NULL,
-    status TEXT NOT NULL,
-    requests INTEGER NOT NULL DEFAULT 0,
-    completed INTEGER NOT NULL DEFAULT 0,
-    failed INTEGER NOT NULL DEFAULT 0,
-    prompt_tokens INTEGER NOT NULL DEFAULT 0,
-    completion_tokens INTEGER NOT NULL DEFAULT 0,
-    cost REAL NOT NULL DEFAULT 0,
-    created_at REAL NOT NULL,
-    updated_at REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS batch_jobs_run ON batch_jobs (run_id);
-"""
-
-
-def ensure_jobs_table(store: RunStore) -> None:
-    store.db.executescript(JOBS_TABLE)
-
-
 def record_job(store: RunStore, *, batch_id: str, run_id: str, endpoint: str, round_: int, status: str,
                requests: int = 0, completed: int = 0, failed: int = 0, prompt_tokens: int = 0,
                completion_tokens: int = 0, cost: float = 0.0) -> None:
@@ -60,13 +36,10 @@ def record_job(store: RunStore, *, batch_id: str, run_id: str, endpoint: str, ro
 
 
 def jobs(store: RunStore, run_id: str) -> list[dict[str, Any]]:
-    """The run's batch jobs, oldest first (an empty list for a store without any)."""
-    try:
-        rows = store.db.execute(
-            "SELECT batch_id, endpoint, round, status, requests, completed, failed, prompt_tokens, completion_tokens,"
-            " cost, created_at, updated_at FROM batch_jobs WHERE run_id=? ORDER BY created_at", (run_id,)).fetchall()
-    except Exception:  # no table: the store never ran a batch
-        return []
+    """The run's batch jobs, oldest first (table ``batch_jobs``, store migration 4)."""
+    rows = store.db.execute(
+        "SELECT batch_id, endpoint, round, status, requests, completed, failed, prompt_tokens, completion_tokens,"
+        " cost, created_at, updated_at FROM batch_jobs WHERE run_id=? ORDER BY created_at", (run_id,)).fetchall()
     keys = ("batch_id", "endpoint", "round", "status", "requests", "completed", "failed", "prompt_tokens",
             "completion_tokens", "cost", "created_at", "updated_at")
     return [dict(zip(keys, r)) for r in rows]

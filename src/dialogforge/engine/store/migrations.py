@@ -113,3 +113,14 @@ def m003_appends(db: sqlite3.Connection) -> None:
     append, so a missing or cut file is rebuilt from here and a tail nobody recorded is known as foreign."""
     db.execute("CREATE TABLE appends (file INTEGER NOT NULL, offset INTEGER NOT NULL, run_id TEXT NOT NULL,"
                " item_id TEXT NOT NULL, data BLOB NOT NULL, PRIMARY KEY (file, offset)) WITHOUT ROWID")
+
+
+@migration(4)
+def m004_batch_jobs(db: sqlite3.Connection) -> None:
+    """The provider batch jobs a batch-mode run submitted or adopted (engine/executors/batch.py)."""
+    db.execute("CREATE TABLE batch_jobs (batch_id TEXT PRIMARY KEY, run_id TEXT NOT NULL, endpoint TEXT NOT NULL,"
+               " round INTEGER NOT NULL, status TEXT NOT NULL, requests INTEGER NOT NULL DEFAULT 0,"
+               " completed INTEGER NOT NULL DEFAULT 0, failed INTEGER NOT NULL DEFAULT 0,"
+               " prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,"
+               " cost REAL NOT NULL DEFAULT 0, created_at REAL NOT NULL, updated_at REAL NOT NULL)")
+    db.execute("CREATE INDEX batch_jobs_run ON batch_jobs (run_id)")
