@@ -64,7 +64,9 @@ def test_kill_9_mid_simulation_then_resume(tmp_path):
         db = sqlite3.connect(tmp_path / "store.sqlite")
         twice = db.execute("SELECT COUNT(*) FROM (SELECT cache_key FROM calls WHERE error IS NULL AND cache_key IS NOT "
                            "NULL GROUP BY cache_key HAVING COUNT(*) > 1)").fetchone()[0]
-        assert twice == 0  # no call that had finished was made again
+        dup = db.execute("SELECT purpose, item_id FROM calls WHERE error IS NULL AND cache_key IN (SELECT cache_key FROM "
+                         "calls WHERE error IS NULL GROUP BY cache_key HAVING COUNT(*) > 1)").fetchall()
+        assert twice == 0, dup  # no call that had finished was made again
         for t in traces:  # the events the store kept are the trace's events, in order
             memo = [json.loads(v) for (v,) in db.execute(
                 "SELECT value FROM memos WHERE item_id=? AND key LIKE 'event:%' ORDER BY CAST(substr(key, 7) AS INT)",

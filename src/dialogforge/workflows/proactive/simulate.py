@@ -143,7 +143,8 @@ class Simulation:
         done: list[dict[str, Any]] = []
         call, S = self.cfg.calls.agent, self.cfg.schemas()
         for _ in range(self.cfg.simulate.exec_steps):
-            prompt = self.prompts.render("agent_execute.j2", task=task, ops=self.ops, done_ops=done)
+            prompt = self.prompts.render("agent_execute.j2", env=self.scene.environment, task=task, ops=self.ops,
+                                         done_ops=done)
             r = await self.ctx.chat([{"role": "user", "content": prompt}], role=call.role, purpose="agent_execute",
                                     schema=S.Operation, **call.request())
             op = r.parsed
