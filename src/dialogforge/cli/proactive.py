@@ -6,12 +6,12 @@ from typing import Any, Optional
 
 import typer
 
-from .common import (BaseUrlOpt, ConfigOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors, make_engine,
-                     print_result, run_async)
+from .common import (BaseUrlOpt, ConfigOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors,
+                     make_engine, print_result, run_async)
 
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress display.")
 RetryOpt = typer.Option(False, "--retry-failed", help="Run only the items that failed before.")
-JobsOpt = typer.Option(None, "--concurrency", "-j", help="Items in flight at once (proactive.concurrency).")
+JobsOpt = typer.Option(None, "--concurrency", "-j", min=1, help="Items in flight at once (proactive.concurrency).")
 
 
 def _setup(config: Optional[Path], base_url, model, api_key_env, store, overrides: dict[str, Any]):
@@ -39,10 +39,10 @@ def register(app: typer.Typer) -> None:
     def scenes_cmd(
         seeds: Path = typer.Argument(..., help="seedtask.yaml: {scene: {tasks: [...], sample_events: [...]}}."),
         output: Path = typer.Option(..., "--output", "-o", help="Scenes JSONL (scenes.yaml is written beside it)."),
-        limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Make at most this many scenes."),
-        per_task: Optional[int] = typer.Option(None, "--per-task", help="Scenes per (scene, seed task)."),
-        tasks_per_scene: Optional[int] = typer.Option(None, "--tasks-per-scene", help="Seed tasks used per scene."),
-        concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt,
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Make at most this many scenes."),
+        per_task: Optional[int] = typer.Option(None, "--per-task", min=1, help="Scenes per (scene, seed task)."),
+        tasks_per_scene: Optional[int] = typer.Option(None, "--tasks-per-scene", min=1, help="Seed tasks used per scene."),
+        concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt, continue_: bool = ContinueOpt,
         config: Optional[Path] = ConfigOpt, base_url: Optional[str] = BaseUrlOpt, model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt, store: Optional[Path] = StoreOpt, quiet: bool = QuietOpt,
     ) -> None:
@@ -51,7 +51,7 @@ def register(app: typer.Typer) -> None:
         engine, cfg = _setup(config, base_url, model, api_key_env, store,
                              {"scenes.per_task": per_task, "scenes.tasks_per_scene": tasks_per_scene,
                               "concurrency": concurrency})
-        res = _run(engine, lambda: make_scenes(engine, cfg, seeds, output, limit=limit, retry_failed=retry_failed,
+        res = _run(engine, lambda: make_scenes(engine, cfg, seeds, output, limit=limit, retry_failed=retry_failed, continue_=continue_,
                                                progress=not quiet))
         print_result(res, "scenes")
         console.print(f"scenes: {output}\nyaml: {yaml_path(output)}", highlight=False)
@@ -65,11 +65,11 @@ def register(app: typer.Typer) -> None:
         output: Path = typer.Option(..., "--output", "-o", help="Traces JSONL (one finished trace a line)."),
         test_traces: Optional[Path] = typer.Option(None, "--test-traces",
                                                    help="Folder of ProactiveBench test traces (default OUTPUT_test/)."),
-        limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Simulate at most this many scenes."),
-        steps: Optional[int] = typer.Option(None, "--steps", help="User activity steps per trace."),
-        candidates: Optional[int] = typer.Option(None, "--candidates", "-k", help="Candidate tasks per turn (K)."),
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Simulate at most this many scenes."),
+        steps: Optional[int] = typer.Option(None, "--steps", min=1, help="User activity steps per trace."),
+        candidates: Optional[int] = typer.Option(None, "--candidates", "-k", min=0, help="Candidate tasks per turn (K)."),
         judge: Optional[str] = typer.Option(None, "--judge", help="Who rules on proposals: user or reward."),
-        concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt,
+        concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt, continue_: bool = ContinueOpt,
         config: Optional[Path] = ConfigOpt, base_url: Optional[str] = BaseUrlOpt, model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt, store: Optional[Path] = StoreOpt, quiet: bool = QuietOpt,
     ) -> None:
@@ -79,7 +79,7 @@ def register(app: typer.Typer) -> None:
                              {"simulate.steps": steps, "simulate.candidates": candidates, "simulate.judge": judge,
                               "concurrency": concurrency})
         res, tdir, n = _run(engine, lambda: simulate(engine, cfg, scenes, output, test_traces=test_traces,
-                                                     limit=limit, retry_failed=retry_failed, progress=not quiet))
+                                                     limit=limit, retry_failed=retry_failed, continue_=continue_, progress=not quiet))
         print_result(res, "traces")
         console.print(f"traces: {output}\ntest traces: {tdir} ({n} files)", highlight=False)
         if res.failed:
@@ -92,9 +92,9 @@ def register(app: typer.Typer) -> None:
         out_dir: Path = typer.Option(..., "--output", "-o", help="Folder: samples.jsonl, dropped.jsonl, exports."),
         to: str = typer.Option("llamafactory,trl", "--to", help="Exports, comma-separated (llamafactory, trl; "
                                                                 "'none' for samples only)."),
-        max_trials: Optional[int] = typer.Option(None, "--max-trials", help="Agent proposals per turn."),
-        history_tokens: Optional[int] = typer.Option(None, "--history-tokens", help="History budget in tokens."),
-        concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt,
+        max_trials: Optional[int] = typer.Option(None, "--max-trials", min=1, help="Agent proposals per turn."),
+        history_tokens: Optional[int] = typer.Option(None, "--history-tokens", min=1, help="History budget in tokens."),
+        concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt, continue_: bool = ContinueOpt,
         config: Optional[Path] = ConfigOpt, base_url: Optional[str] = BaseUrlOpt, model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt, store: Optional[Path] = StoreOpt, quiet: bool = QuietOpt,
     ) -> None:
@@ -105,7 +105,7 @@ def register(app: typer.Typer) -> None:
                               "concurrency": concurrency})
         exports = tuple(x.strip() for x in to.split(",") if x.strip() and x.strip() != "none")
         res = _run(engine, lambda: make_trainset(engine, cfg, traces, out_dir, export_to=exports,
-                                                 retry_failed=retry_failed, progress=not quiet))
+                                                 retry_failed=retry_failed, continue_=continue_, progress=not quiet))
         print_result(res.run, "traces")
         n_samples = sum(1 for ln in res.samples.read_bytes().splitlines() if ln.strip()) if res.samples.exists() else 0
         n_dropped = sum(1 for ln in res.dropped.read_bytes().splitlines() if ln.strip()) if res.dropped.exists() else 0
@@ -127,7 +127,7 @@ def register(app: typer.Typer) -> None:
         splits: Optional[Path] = typer.Option(None, "--splits", help="splits.json: {split: {files: [...], theme}}."),
         reward_items: Optional[Path] = typer.Option(None, "--reward-items",
                                                     help="Evaluate the reward model on these items instead."),
-        concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt,
+        concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt, continue_: bool = ContinueOpt,
         config: Optional[Path] = ConfigOpt, base_url: Optional[str] = BaseUrlOpt, model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt, store: Optional[Path] = StoreOpt, quiet: bool = QuietOpt,
     ) -> None:
@@ -139,10 +139,10 @@ def register(app: typer.Typer) -> None:
         engine, cfg = _setup(config, base_url, model, api_key_env, store, {"concurrency": concurrency})
         if reward_items:
             res = _run(engine, lambda: evaluate_reward(engine, cfg, reward_items, out_dir,
-                                                       retry_failed=retry_failed, progress=not quiet))
+                                                       retry_failed=retry_failed, continue_=continue_, progress=not quiet))
         else:
             res = _run(engine, lambda: evaluate(engine, cfg, list(traces or []), out_dir, predictions=predictions,
-                                                splits=splits, retry_failed=retry_failed, progress=not quiet))
+                                                splits=splits, retry_failed=retry_failed, continue_=continue_, progress=not quiet))
         for f, err in res.bad_files.items():
             console.print(f"[red]left out[/] {err}", highlight=False, soft_wrap=True)
         from rich.console import Console

@@ -134,3 +134,15 @@ def parse_proactive_config(data: dict[str, Any] | None, source: str = "<dict>",
 def with_overrides(cfg: ProactiveConfig, **over: Any) -> ProactiveConfig:
     """Command-line knobs as dotted names ({"simulate.steps": 3}); None is "not given"."""
     return override(cfg, over, prefix=("proactive",))
+
+
+def run_identity(cfg: ProactiveConfig, prompts: Any, sections: tuple[str, ...], inputs: list[Path]) -> dict[str, Any]:
+    """What shapes a command's outputs (the engine refuses a rerun into them with another identity unless
+    --continue): the config sections the command reads, the templates' text and the inputs' bytes; not the
+    concurrency or the output paths."""
+    from dialogforge.engine.identity import file_digest
+    data = cfg.model_dump(include=set(sections))
+    files: list[Path] = []
+    for p in inputs:
+        files += sorted(x for x in p.iterdir() if x.is_file()) if p.is_dir() else [p] if p.is_file() else []
+    return {"proactive": data, "templates": dict(prompts.digests), "inputs": {str(f): file_digest(f) for f in files}}

@@ -22,7 +22,7 @@ from dialogforge.engine import Engine, ItemContext, ItemFailed, RunResult
 from dialogforge.engine.errors import InputError
 
 from .calls import ask_agent, judge
-from .config import ProactiveConfig
+from .config import ProactiveConfig, run_identity
 from .data import Observation, Turn, load_reward_items, load_splits, load_trace
 from .history import agent_messages, judge_messages
 from .metrics import Counts, Table, outcome, reward_table, write_html
@@ -138,7 +138,7 @@ def split_table(files: dict[Path, list[str]], results: Path, failed_ids: list[st
 
 async def evaluate(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out_dir: str | os.PathLike, *,
                    predictions: bool = False, splits: Path | None = None, retry_failed: bool = False,
-                   progress: bool = True) -> EvalResult:
+                   progress: bool = True, continue_: bool = False) -> EvalResult:
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files = trace_files(inputs, splits)
@@ -147,11 +147,14 @@ async def evaluate(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out
     results = out / "results.jsonl"
     res = None
     if items:
-        ev = Evaluator(cfg, proactive_prompts(cfg))
+        prompts = proactive_prompts(cfg)
+        ev = Evaluator(cfg, prompts)
         roles = cfg.roles("reward") if predictions else cfg.roles("agent", "reward")
+        ident = run_identity(cfg, prompts, ("calls", "history", "limits"), sorted(files))
+        ident["predictions"] = predictions
         res = await engine.run(name="proactive-eval", items=items, process=ev.process, output=results,
                                concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items),
-                               progress=progress, roles=roles)
+                               progress=progress, roles=roles, identity=ident, continue_=continue_)
     wanted = {i for i, _ in items}
     failed_ids = [i for i, _ in engine.store.failures(res.run_id)] if res else []
     table = split_table({f: s for f, s in files.items() if str(f) not in bad}, results,
@@ -164,7 +167,7 @@ async def evaluate(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out
 
 
 async def evaluate_reward(engine: Engine, cfg: ProactiveConfig, items_path: Path, out_dir: str | os.PathLike, *,
-                          retry_failed: bool = False, progress: bool = True) -> EvalResult:
+                          retry_failed: bool = False, progress: bool = True, continue_: bool = False) -> EvalResult:
     """The reward-model role on reward items: its ruling against the gold ``valid``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
@@ -180,7 +183,8 @@ async def evaluate_reward(engine: Engine, cfg: ProactiveConfig, items_path: Path
     results = out / "reward_results.jsonl"
     res = await engine.run(name="proactive-eval-reward", items=[(r.id, {"id": r.id}) for r in ritems], process=process,
                            output=results, concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(ritems),
-                           progress=progress, roles=cfg.roles("reward"))
+                           progress=progress, roles=cfg.roles("reward"), continue_=continue_,
+                           identity=run_identity(cfg, prompts, ("calls", "history", "limits"), [items_path]))
     rows = {}
     for line in results.read_bytes().splitlines():
         if line.strip():

@@ -20,7 +20,7 @@ import yaml
 
 from dialogforge.engine import Engine, ItemContext, RunResult
 
-from .config import ProactiveConfig
+from .config import ProactiveConfig, run_identity
 from .data import Scene, load_seedtasks
 from ..kit import Prompts
 from .prompts import proactive_prompts
@@ -72,14 +72,17 @@ def write_yaml(jsonl: Path, out: Path) -> int:
 
 
 async def make_scenes(engine: Engine, cfg: ProactiveConfig, seeds_path: str | os.PathLike, output: str | os.PathLike,
-                      *, limit: int | None = None, retry_failed: bool = False, progress: bool = True) -> RunResult:
+                      *, limit: int | None = None, retry_failed: bool = False, progress: bool = True,
+                      continue_: bool = False) -> RunResult:
     seeds = load_seedtasks(seeds_path)
     items = list(scene_items(seeds, cfg))[:limit]
-    maker = SceneMaker(cfg, proactive_prompts(cfg))
+    prompts = proactive_prompts(cfg)
+    maker = SceneMaker(cfg, prompts)
     out = Path(output)
     res = await engine.run(name="proactive-scenes", items=items, process=maker.process, output=out,
                            concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items), progress=progress,
-                           roles=cfg.roles("scene"))
+                           roles=cfg.roles("scene"), continue_=continue_,
+                           identity=run_identity(cfg, prompts, ("calls", "scenes", "limits"), [Path(seeds_path)]))
     write_yaml(out, yaml_path(out))
     return res
 

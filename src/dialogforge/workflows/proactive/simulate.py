@@ -27,7 +27,7 @@ import orjson
 from dialogforge.engine import Engine, ItemContext, RunResult
 
 from .calls import AgentReply, ask_agent, judge
-from .config import ProactiveConfig
+from .config import ProactiveConfig, run_identity
 from .data import Observation, Scene, dump_trace, load_scenes
 from .history import agent_messages, judge_messages
 from ..kit import Prompts
@@ -193,7 +193,8 @@ def _safe(name: str) -> str:
 
 async def simulate(engine: Engine, cfg: ProactiveConfig, scenes_path: str | os.PathLike, output: str | os.PathLike,
                    *, test_traces: str | os.PathLike | None = None, limit: int | None = None,
-                   retry_failed: bool = False, progress: bool = True) -> tuple[RunResult, Path, int]:
+                   retry_failed: bool = False, progress: bool = True,
+                   continue_: bool = False) -> tuple[RunResult, Path, int]:
     scenes = dict(load_scenes(scenes_path)[:limit])
     prompts = proactive_prompts(cfg)
 
@@ -207,6 +208,8 @@ async def simulate(engine: Engine, cfg: ProactiveConfig, scenes_path: str | os.P
     parts = ["environment", "user", "agent"] + (["reward"] if cfg.simulate.judge == "reward" else [])
     res = await engine.run(name="proactive-simulate", items=items, process=process, output=out,
                            concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items),
-                           progress=progress, roles=cfg.roles(*parts))
+                           progress=progress, roles=cfg.roles(*parts), continue_=continue_,
+                           identity=run_identity(cfg, prompts, ("calls", "simulate", "history", "limits"),
+                                                 [Path(scenes_path)]))
     tdir = Path(test_traces) if test_traces else out.with_name(out.stem + "_test")
     return res, tdir, write_test_traces(out, tdir)

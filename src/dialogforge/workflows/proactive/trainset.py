@@ -21,7 +21,7 @@ from dialogforge.engine import APIError, Engine, ItemContext, Records, RunResult
 from dialogforge.engine.errors import InputError
 
 from .calls import ask_agent, judge
-from .config import ProactiveConfig
+from .config import ProactiveConfig, run_identity
 from .data import Observation, load_trace
 from .history import agent_messages, judge_messages
 from ..kit import Prompts
@@ -125,17 +125,19 @@ class TrainsetResult:
 
 async def make_trainset(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out_dir: str | os.PathLike, *,
                         export_to: tuple[str, ...] = ("llamafactory", "trl"), retry_failed: bool = False,
-                        progress: bool = True) -> TrainsetResult:
+                        progress: bool = True, continue_: bool = False) -> TrainsetResult:
     traces = load_traces(inputs)
     if not traces:
         raise InputError("no traces in " + ", ".join(map(str, inputs)))
     out = Path(out_dir)
     outputs = {"samples": out / "samples.jsonl", "dropped": out / "dropped.jsonl"}
-    maker = TrainsetMaker(cfg, proactive_prompts(cfg))
+    prompts = proactive_prompts(cfg)
+    maker = TrainsetMaker(cfg, prompts)
     items = [(tid, {"observations": [o.model_dump() for o in obs]}) for tid, obs in traces]
     res = await engine.run(name="proactive-trainset", items=items, process=maker.process, output=outputs,
                            concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items), progress=progress,
-                           roles=cfg.roles("agent", "reward"))
+                           roles=cfg.roles("agent", "reward"), continue_=continue_,
+                           identity=run_identity(cfg, prompts, ("calls", "history", "trainset", "limits"), inputs))
     result = TrainsetResult(res, outputs["samples"], outputs["dropped"])
     from dialogforge import formats
     for name in export_to:
