@@ -201,3 +201,15 @@ def test_config_errors_and_template_override(tmp_path, srv):
     cfg = F.write_config(srv.base_url, tmp_path, templates={"agent_tunr": "x"})
     r = cli("eval", tmp_path / "code_1.json", "-o", tmp_path / "ev", "-c", cfg)
     assert r.exit_code == 2 and "unknown template" in r.output
+
+
+def test_rerun_with_other_settings_is_refused_unless_continue(tmp_path, srv):
+    seeds = F.write_seeds(tmp_path / "seeds.yaml")
+    cfg = F.write_config(srv.base_url, tmp_path)
+    assert cli("scenes", seeds, "-o", tmp_path / "scenes.jsonl", "-c", cfg, "-n", 1).exit_code == 0
+    cfg = F.write_config(srv.base_url, tmp_path, templates={"scene_user": "Describe the person; task {{ task }}."})
+    r = cli("scenes", seeds, "-o", tmp_path / "scenes.jsonl", "-c", cfg)
+    assert r.exit_code == 2 and "templates" in r.output
+    r = cli("scenes", seeds, "-o", tmp_path / "scenes.jsonl", "-c", cfg, "--continue")
+    assert r.exit_code == 0, r.output
+    assert len(F.read_jsonl(tmp_path / "scenes.jsonl")) == 3  # the first scene kept, the other two made
