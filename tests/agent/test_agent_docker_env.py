@@ -12,7 +12,7 @@ import pytest
 
 from agent_helpers import EXAMPLES, FAST_ENV
 from dialogforge.workflows.agent.config import EnvironmentConfig
-from dialogforge.workflows.agent.envs.base import EnvError, make_environment
+from dialogforge.workflows.agent.envs import EnvError, make_environment
 from dialogforge.workflows.agent.envs.docker import DockerEnvironment
 from dialogforge.workflows.agent.tasks import load_tasks
 
@@ -63,12 +63,18 @@ elif cmd == "cp":
     src, dst = side(args[1]), side(args[2])
     shutil.copytree(src[:-2] if src.endswith("/.") else src, dst, dirs_exist_ok=True)
 elif cmd == "rm":
-    shutil.rmtree(os.path.join(root, args[-1]), ignore_errors=True)
+    for name in args[2:]:
+        shutil.rmtree(os.path.join(root, name), ignore_errors=True)
+elif cmd == "ps":  # every "container" is this host's (the label filter is checked by the test)
+    log.write("  filter " + args[args.index("--filter") + 1] + "\n")
+    print("\n".join(sorted(n for n in os.listdir(root) if os.path.isdir(os.path.join(root, n)))))
 '''
 
 
 @pytest.fixture
 def fake_docker(tmp_path, monkeypatch):
+    from dialogforge.workflows.agent.envs import docker
+    monkeypatch.setattr(docker, "_swept", False)
     bindir = tmp_path / "bin"
     bindir.mkdir()
     script = bindir / "docker"
@@ -107,7 +113,7 @@ async def test_docker_environment_orchestration(fake_docker):
         await env.close()
     assert not (fake_docker / name).exists()
     calls = (fake_docker / "calls.log").read_text().splitlines()
-    assert calls[0].startswith("run -d") and calls[-1].startswith("rm -f")
+    assert calls[0].startswith("ps -a") and calls[2].startswith("run -d") and calls[-1].startswith("rm -f")
 
 
 async def test_docker_environment_needs_an_image(fake_docker):
@@ -115,3 +121,32 @@ async def test_docker_environment_needs_an_image(fake_docker):
     env = make_environment(EnvironmentConfig(type="docker"), task)
     with pytest.raises(EnvError, match="needs an image"):
         await env.reset()
+
+
+async def test_containers_of_killed_runs_are_swept(fake_docker):
+    import os
+    import socket
+    import subprocess
+
+    dead = subprocess.Popen(["true"])
+    dead.wait()  # a pid that no longer runs
+    stale, alive = f"df-agent-{dead.pid}-0123456789ab", f"df-agent-{os.getppid()}-ba9876543210"
+    for name in (stale, alive, "someone-else"):
+        (fake_docker / name).mkdir()
+    task = next(t for t in load_tasks(EXAMPLES / "tasks.jsonl") if t.id == "median-fix")
+    task.image = "python:3.11-slim"
+    env = make_environment(EnvironmentConfig(type="docker", timeout=10), task)
+    await env.reset()
+    try:
+        assert env.container.startswith(f"df-agent-{os.getpid()}-")
+        assert not (fake_docker / stale).exists()
+        assert (fake_docker / alive).exists() and (fake_docker / "someone-else").exists()
+    finally:
+        await env.close()
+    calls = (fake_docker / "calls.log").read_text().splitlines()
+    assert calls[:3] == ["ps -a", f"  filter label=dialogforge.agent.host={socket.gethostname()}", "rm -f"]
+    # once per process: the next rollout does not list again
+    env2 = make_environment(EnvironmentConfig(type="docker", timeout=10), task)
+    await env2.reset()
+    await env2.close()
+    assert sum(1 for c in (fake_docker / "calls.log").read_text().splitlines() if c == "ps -a") == 1

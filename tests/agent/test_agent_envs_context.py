@@ -11,7 +11,7 @@ from agent_helpers import EXAMPLES, FAST_ENV
 from dialogforge.engine.errors import ConfigError
 from dialogforge.workflows.agent.config import EnvironmentConfig, parse_agent_config
 from dialogforge.workflows.agent.context import MESSAGE_OVERHEAD, ContextManager, TokenCounter, cut_middle
-from dialogforge.workflows.agent.envs.base import (Environment, EnvError, EvalResult, ExecResult, make_environment,
+from dialogforge.workflows.agent.envs import (Environment, EnvError, EvalResult, ExecResult, make_environment,
                                                    parse_eval_output)
 from dialogforge.workflows.agent.envs.docker import docker_available
 from dialogforge.workflows.agent.envs.local import LocalEnvironment
@@ -171,8 +171,10 @@ async def test_history_summary_keeps_tool_results_with_their_call():
                {"role": "assistant", "content": "x" * 300}, {"role": "user", "content": "y" * 300},
                call, {"role": "tool", "tool_call_id": "c1", "content": "out"}]
     assert await cm.maybe_compress(step=3, task_text="task")
-    assert [m["role"] for m in cm.live] == ["system", "user", "user", "assistant", "tool"]
-    assert "summary for history_summary" in cm.live[2]["content"] and "2 messages" in cm.live[2]["content"]
+    # ONE user message after the system prompt: the task, then the summary (strict alternation holds)
+    assert [m["role"] for m in cm.live] == ["system", "user", "assistant", "tool"]
+    assert cm.live[1]["content"].startswith("task\n\n")
+    assert "summary for history_summary" in cm.live[1]["content"] and "2 messages" in cm.live[1]["content"]
     assert replies[0][0] == "history_summary" and "x" * 50 in replies[0][1][0]["content"]
     assert cm.events[-1].dropped_messages == 2 and cm.events[-1].after_tokens is None
     cm.record_usage(prompt_tokens=120, completion_tokens=10)
@@ -279,14 +281,23 @@ async def test_remote_evaluation_service(tmp_path):
 
 
 async def test_history_summary_recent_turns_start_with_the_model(tmp_path):
-    cm, _ = _manager(max_context_tokens=256, keep_recent_messages=3)
+    cm, replies = _manager(max_context_tokens=256, keep_recent_messages=3)
     cm.live = [{"role": "system", "content": "sys"}, {"role": "user", "content": "task"}]
     for i in range(4):
         cm.live += [{"role": "assistant", "content": f"a{i} " * 40}, {"role": "user", "content": f"o{i} " * 40}]
     assert await cm.maybe_compress(step=4, task_text="task")
     # 3 recent messages asked for; the cut moves back to the assistant turn before them
-    assert [m["role"] for m in cm.live] == ["system", "user", "user", "assistant", "user", "assistant", "user"]
-    assert cm.live[3]["content"].startswith("a2")
+    assert [m["role"] for m in cm.live] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert cm.live[2]["content"].startswith("a2")
+    assert cm.live[1]["content"].startswith("task\n\n") and cm.live[1]["content"].count("were condensed") == 1
+    # a second compression summarises the first summary with the turns since; the task is joined once
+    for i in range(4, 8):
+        cm.live += [{"role": "assistant", "content": f"a{i} " * 40}, {"role": "user", "content": f"o{i} " * 40}]
+    assert await cm.maybe_compress(step=8, task_text="task")
+    assert [m["role"] for m in cm.live] == ["system", "user", "assistant", "user", "assistant", "user"]
+    assert cm.live[1]["content"].startswith("task\n\n") and cm.live[1]["content"].count("were condensed") == 1
+    assert cm.live[1]["content"].count("task") == 1
+    assert "summary for history_summary" in replies[-1][1][0]["content"]  # the old summary was read
 
 
 def test_sandboxes_of_killed_runs_are_swept(tmp_path, monkeypatch):

@@ -69,6 +69,9 @@ async def test_shell_rollout_diff_reward_and_exact_samples(tmp_path):
         # after the history summary the model saw a rebuilt context, and the sample holds that one
         rebuilt = [s for s in main if any("were condensed" in (m.get("content") or "") for m in s["messages"])]
         assert rebuilt, "a main call after compression must carry the summary message"
+        for s in samples:  # roles alternate: the summary is joined to the task, never a second user turn
+            roles = [m["role"] for m in s["messages"]]
+            assert not any(a == b == "user" for a, b in zip(roles, roles[1:])), roles
         assert len(rebuilt[-1]["messages"]) < len(traj["history"])
         # the full history keeps every message, never compressed
         assert sum(1 for m in traj["history"] if m["role"] == "assistant") == 5

@@ -13,7 +13,8 @@ agent:
   limits: {step_limit: 20, token_limit: 200000, cost_limit: 1.0, wall_time_s: 900}
   context: {observation_max_chars: 6000, observation_summary_tokens: 1500,
             max_context_tokens: 24000, keep_recent_messages: 4}
-  environment: {type: local, timeout: 60, output_cap: 100000}
+  environment: {type: local, timeout: 60, output_cap: 100000, network: false,
+                limits: {cpu_s: 600, memory_mb: 1536, processes: 256, file_mb: 1024}}
   reward: {metric: speedup, tiers: [{min: 2.0, reward: 1.0}, {min: 1.2, reward: 0.5}],
            success_reward: 0.1, failure_reward: 0.0}
   templates: {system: path/or/inline, instance: ..., observation: ..., format_error: ...}
@@ -59,8 +60,20 @@ class ContextConfig(Strict):
     tokenizer: TokenizerConfig = Field(default_factory=TokenizerConfig)
 
 
+class SandboxLimits(Strict):
+    """Per command in the `local` sandbox (rlimits)."""
+    cpu_s: int = Field(default=600, ge=1)  # CPU seconds
+    memory_mb: int = Field(default=1536, ge=64)  # address space
+    processes: int = Field(default=256, ge=8)  # processes and threads of the sandbox's uid
+    file_mb: int = Field(default=1024, ge=1)  # largest file a command may write
+
+
 class EnvironmentConfig(Strict):
     type: str = "local"  # local | docker | "package.module:Class"
+    network: bool = False  # local: share the host's network (default: none at all, not even the host's loopback)
+    unsafe_local: bool = False  # local: run unconfined when the sandbox cannot start (or at all)
+    limits: SandboxLimits = Field(default_factory=SandboxLimits)
+    hide: list[str] = Field(default_factory=list)  # more host paths the local sandbox hides (store, output: always)
     timeout: float = Field(default=60.0, gt=0)  # per command
     eval_timeout: float = Field(default=300.0, gt=0)
     eval_concurrency: int | None = Field(default=None, ge=1)  # evaluations at once (1: benchmarks not disturbed)

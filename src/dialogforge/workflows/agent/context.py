@@ -101,6 +101,8 @@ class ContextManager:
         self.measured_tokens: int | None = None
         self.measured_len = 0
         self.events: list[ContextEvent] = []
+        self.head: list[dict] | None = None  # system + task as first sent, before any summary joined the task
+        self.summary_text: str | None = None  # the summary block now joined to the task message
 
     # -- accounting -------------------------------------------------------------------------
     def record_usage(self, prompt_tokens: int, completion_tokens: int) -> None:
@@ -146,7 +148,7 @@ class ContextManager:
     # -- history ----------------------------------------------------------------------------
     def _split_point(self) -> int:
         """Index where the kept recent messages start: at an assistant message, so a tool result stays with
-        its call and the summary (a user message) is followed by the model's turn."""
+        its call and the task + summary (a user message) is followed by the model's turn."""
         start = max(self.head_len, len(self.live) - self.cfg.keep_recent_messages)
         while start > self.head_len and start < len(self.live) and self.live[start].get("role") != "assistant":
             start -= 1
@@ -176,13 +178,21 @@ class ContextManager:
         middle = self.live[self.head_len:split]
         if not middle:
             return False
+        if self.summary_text is not None:  # the previous summary is part of what gets summarised now
+            middle = [{"role": "user", "content": self.summary_text}] + middle
         text = self.transcript(middle, self.cfg.observation_max_chars)
         text, _ = cut_middle(text, self.cfg.summary_input_chars)
         msgs = [{"role": "user", "content": self.prompts.render("history_summary", transcript=text, task=task_text)}]
         r = await self.aux_call(msgs, "history_summary", self.cfg.summary_max_tokens)
         summary = (r.text or "").strip() or "(no summary was produced)"
-        summary_msg = {"role": "user", "content": self.prompts.render("summary_message", summary=summary, dropped=len(middle))}
-        self.live = self.live[: self.head_len] + [summary_msg] + self.live[split:]
+        self.summary_text = self.prompts.render("summary_message", summary=summary, dropped=len(middle))
+        # one user message (the task, then the summary): chat templates that require strict
+        # user/assistant alternation accept it, and the recent turns start with the model's reply
+        head = self.head or [dict(m) for m in self.live[: self.head_len]]
+        self.head = head
+        task_msg = dict(head[-1])
+        task_msg["content"] = f"{task_msg.get('content') or ''}\n\n{self.summary_text}"
+        self.live = head[:-1] + [task_msg] + self.live[split:]
         self.measured_tokens = None  # the rebuilt context has not been measured by the server yet
         # after_tokens is filled in from the next main call's prompt_tokens (see record_usage)
         self.events.append(ContextEvent("history_summary", step, before, None, dropped_messages=len(middle)))

@@ -49,7 +49,7 @@ def trajectory_record(res: RolloutResult, *, item: str, repeat: int, round_: int
         "success": res.success, "steps": res.steps, "history": res.history, "tools": res.tools,
         "calls": calls, "observations": res.observations, "context_events": res.context_events,
         "diff": res.diff, "evaluation": res.evaluation, "timings": res.timings, "usage": res.usage(),
-        "cost": round(res.cost, 6), "token_counter": res.token_counter,
+        "cost": round(res.cost, 6), "token_counter": res.token_counter, "close_error": res.close_error,
         "task": {"id": res.task.id, "problem_statement": res.task.problem_statement, "metadata": res.task.metadata},
     }
 

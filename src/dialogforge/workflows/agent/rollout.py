@@ -8,6 +8,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Any, Awaitable, Callable
@@ -22,6 +23,7 @@ from .reward import compute_reward
 from .tasks import Task
 
 ChatFn = Callable[..., Awaitable[Any]]  # ItemContext.chat
+log = logging.getLogger(__name__)
 
 
 @dataclass
@@ -61,6 +63,7 @@ class RolloutResult:
     timings: dict[str, float] = field(default_factory=dict)
     token_counter: str = ""
     tools: list[dict] | None = None
+    close_error: str | None = None  # releasing the environment failed (logged; the result stands)
 
     def usage(self) -> dict:
         by: dict[str, dict[str, int]] = {}
@@ -246,8 +249,9 @@ class Rollout:
         finally:
             try:
                 await self.env.close()
-            except Exception:  # closing must not hide the rollout's own result or error
-                pass
+            except Exception as e:  # logged and recorded; it must not hide the rollout's own result or error
+                res.close_error = f"{type(e).__name__}: {e}"
+                log.warning("task %s: closing the environment failed: %s", self.task.id, res.close_error)
             res.timings["total_s"] = round(time.monotonic() - t0, 4)
         return res
 

@@ -20,7 +20,7 @@ from ...engine import Engine, ItemContext, Records, Shippable
 from ...engine.errors import ConfigError
 from .config import AgentConfig
 from .context import TokenCounter
-from .envs.base import check_environment_type, make_environment
+from .envs import check_environment, make_environment
 from .outputs import index_record, item_id, sample_records, trajectory_record
 from .prompts import agent_prompts
 from .rollout import Rollout
@@ -88,6 +88,9 @@ def summarize(out_dir: str | Path, rounds: list[int]) -> dict:
             "rollouts": len(rows), "statuses": statuses, "success": sum(1 for row in rows if row["success"]),
             "mean_reward": round(sum(rewards) / len(rewards), 4) if rewards else None,
             "samples": sum(row["n_samples"] for row in rows),
+            # the samples split: one per agent turn, and the auxiliary (summary) calls apart
+            "agent_turns": sum(row.get("n_main", row["n_samples"]) for row in rows),
+            "auxiliary_calls": sum(row["n_samples"] - row.get("n_main", row["n_samples"]) for row in rows),
         }
     return out
 
@@ -98,7 +101,7 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
                     continue_: bool = False) -> AgentRunResult:
     if not tasks:
         raise ConfigError("no tasks to run")
-    check_environment_type(cfg.environment)
+    check_environment(cfg.environment, tasks)  # before any model call: every task can be scored
     rounds = rounds or list(range(1, cfg.rounds + 1))
     if any(r < 1 for r in rounds):
         raise ConfigError(f"rounds count from 1, got {rounds}")
@@ -108,6 +111,10 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
                           "(drop --batch / `mode: batch` for the agent's endpoints)")
     price = cfg.price or engine.endpoint_config(cfg.agent_role).price
     out_dir = Path(out_dir)
+    store = Path(engine.store.path).resolve()
+    # what the agent's commands must not see: the run store and the outputs (the local sandbox hides them)
+    hide = [*cfg.environment.hide, str(out_dir.resolve()), *(f"{store}{s}" for s in ("", "-wal", "-shm", "-journal"))]
+    cfg = cfg.model_copy(update={"environment": cfg.environment.model_copy(update={"hide": hide})})
     tag = hashlib.blake2b(str(out_dir.resolve()).encode(), digest_size=4).hexdigest()
     # plain data only: the executor may rebuild it on another machine (Ray), workspaces travel packed
     packed = pack_workspaces(tasks) if engine.executor.name == "ray" else None

@@ -1,7 +1,8 @@
 """The environment interface every rollout uses: reset, execute, diff, evaluate, close.
 
 Custom environments subclass `Environment` and are named in the config as
-"package.module:ClassName"; they are constructed as `Class(config, task)`.
+"package.module:ClassName"; they are constructed as `Class(config, task)`. The registry of
+named environments ("local", "docker") is in `envs/__init__.py`; this module imports none of them.
 """
 from __future__ import annotations
 
@@ -68,6 +69,15 @@ class Environment(ABC):
     async def close(self) -> None:
         """Release everything reset() acquired; safe to call twice."""
 
+    @classmethod
+    def check_task(cls, task: Task) -> str | None:
+        """Why this environment cannot evaluate `task` (checked before any model call); None when it can."""
+        return None
+
+    @classmethod
+    def check_config(cls, config: EnvironmentConfig) -> None:
+        """Refuse a configuration this environment cannot run (raise ConfigError); called once per run."""
+
 
 def parse_eval_output(res: ExecResult) -> EvalResult:
     """Read an evaluation command's result.
@@ -94,37 +104,16 @@ def parse_eval_output(res: ExecResult) -> EvalResult:
     return EvalResult(success=res.returncode == 0, details=details)
 
 
-def _import(path: str) -> Any:
+def import_object(path: str, what: str = "environment.type") -> Any:
+    """The object named by "package.module:attr"; errors name the config field."""
     if ":" not in path:
-        raise ConfigError(f"environment.type: {path!r} is neither 'local', 'docker' nor 'package.module:Class'")
+        raise ConfigError(f"{what}: {path!r} is not 'package.module:name'")
     mod_name, _, attr = path.partition(":")
     try:
         mod = importlib.import_module(mod_name)
     except ImportError as e:
-        raise ConfigError(f"environment.type: cannot import module {mod_name!r}: {e}") from None
+        raise ConfigError(f"{what}: cannot import module {mod_name!r}: {e}") from None
     try:
         return getattr(mod, attr)
     except AttributeError:
-        raise ConfigError(f"environment.type: module {mod_name!r} has no attribute {attr!r}") from None
-
-
-def make_environment(config: EnvironmentConfig, task: Task) -> Environment:
-    kind = config.type
-    if kind == "local":
-        from .local import LocalEnvironment
-        return LocalEnvironment(config, task)
-    if kind == "docker":
-        from .docker import DockerEnvironment
-        return DockerEnvironment(config, task)
-    cls = _import(kind)
-    if not (isinstance(cls, type) and issubclass(cls, Environment)):
-        raise ConfigError(f"environment.type: {kind!r} is not a subclass of dialogforge's agent Environment")
-    return cls(config, task)
-
-
-def check_environment_type(config: EnvironmentConfig) -> None:
-    """Fail early (before any rollout) on a custom class that cannot be imported."""
-    if config.type not in ("local", "docker"):
-        cls = _import(config.type)
-        if not (isinstance(cls, type) and issubclass(cls, Environment)):
-            raise ConfigError(f"environment.type: {config.type!r} is not a subclass of Environment")
+        raise ConfigError(f"{what}: module {mod_name!r} has no attribute {attr!r}") from None

@@ -5,14 +5,18 @@ Needs the `docker` CLI and a running daemon; the image needs bash and coreutils'
 """
 from __future__ import annotations
 
+import asyncio
+import os
 import shlex
 import shutil
+import socket
 import tempfile
 import uuid
 from pathlib import Path
 
+from ..tasks import Task
 from .base import Environment, EnvError, EvalResult, ExecResult, parse_eval_output
-from .local import dir_diff, run_capped
+from .proc import dir_diff, remove_tree, run_capped
 
 WORKDIR = "/workspace"
 BASELINE = "/df-baseline"
@@ -28,11 +32,32 @@ def docker_available() -> bool:
         return False
 
 
+HOST_LABEL = "dialogforge.agent.host"
+_swept = False
+
+
+def _pid_alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    return True
+
+
 class DockerEnvironment(Environment):
+    """Containers are named `df-agent-<pid>-<hex>` and labelled with this host's name, so the next run on
+    the same host removes those a killed run left (`sweep_stale_containers`)."""
     container: str | None = None
 
+    @classmethod
+    def check_task(cls, task: Task) -> str | None:
+        if not task.eval_command:
+            return "no eval_command: the docker environment runs evaluation commands only"
+        return None
+
     def _host_env(self) -> dict[str, str]:
-        import os
         return {k: v for k, v in os.environ.items() if k in ("PATH", "HOME", "DOCKER_HOST", "DOCKER_CONFIG")}
 
     async def _docker(self, *args: str, timeout: float = 120, check: bool = True) -> ExecResult:
@@ -48,8 +73,9 @@ class DockerEnvironment(Environment):
             raise EnvError(f"task {self.task.id}: docker environment needs an image (task.image or environment.image)")
         if not shutil.which("docker"):
             raise EnvError("docker environment: the docker CLI is not installed")
-        name = f"df-agent-{uuid.uuid4().hex[:12]}"
-        env_args: list[str] = []
+        await self.sweep_stale_containers()
+        name = f"df-agent-{os.getpid()}-{uuid.uuid4().hex[:12]}"
+        env_args = ["--label", f"{HOST_LABEL}={socket.gethostname()}"]
         for k, v in {**self.config.env, **self.task.env}.items():
             env_args += ["-e", f"{k}={v}"]
         await self._docker("run", "-d", "--name", name, *env_args, image, "sleep", "infinity", timeout=600)
@@ -62,6 +88,27 @@ class DockerEnvironment(Environment):
             res = await self._exec(self.task.setup_command, timeout=self.config.eval_timeout)
             if res.returncode != 0:
                 raise EnvError(f"task {self.task.id}: setup command failed ({res.returncode}): {res.output[-500:]}")
+
+    async def sweep_stale_containers(self) -> int:
+        """Remove this host's `df-agent-<pid>-*` containers whose dialogforge process is gone; once per process."""
+        global _swept
+        if _swept:
+            return 0
+        _swept = True
+        res = await self._docker("ps", "-a", "--filter", f"label={HOST_LABEL}={socket.gethostname()}",
+                                 "--format", "{{.Names}}", check=False)
+        if res.returncode != 0:
+            return 0
+        stale = []
+        for name in res.output.split():
+            parts = name.split("-")
+            if len(parts) >= 4 and parts[:2] == ["df", "agent"] and parts[2].isdigit():
+                pid = int(parts[2])
+                if pid != os.getpid() and not _pid_alive(pid):
+                    stale.append(name)
+        if stale:
+            await self._docker("rm", "-f", *stale, check=False)
+        return len(stale)
 
     async def _exec(self, command: str, *, timeout: float, check: bool = False, extra_env: dict | None = None) -> ExecResult:
         if not self.container:
@@ -82,12 +129,12 @@ class DockerEnvironment(Environment):
         return await self._exec(command, timeout=timeout or self.config.timeout)
 
     async def diff(self) -> str:
-        tmp = Path(tempfile.mkdtemp(prefix="df-docker-"))
+        tmp = Path(await asyncio.to_thread(tempfile.mkdtemp, prefix="df-docker-"))
         try:
             await self._docker("cp", f"{self.container}:{WORKDIR}/.", str(tmp / "work"))
             return await dir_diff(Path(self.task.workspace) if self.task.workspace else None, tmp / "work")
         finally:
-            shutil.rmtree(tmp, ignore_errors=True)
+            await remove_tree(tmp)
 
     async def evaluate(self) -> EvalResult:
         if not self.task.eval_command:

@@ -1,121 +1,47 @@
-"""Local sandbox: a fresh temporary copy of the task's workspace, commands as subprocesses.
+"""Local environment: a fresh copy of the task's workspace, every command confined by the sandbox.
 
-Layout of one sandbox (a new temporary folder per rollout):
+Layout of one rollout folder (a new temporary folder per rollout):
   work/      the agent's working copy (a git repo committed at reset, so `diff` is exact)
-  baseline/  a second pristine copy, given to the evaluation as $DF_BASELINE_DIR
+  baseline/  a second pristine copy, given to the evaluation as $DF_BASELINE_DIR (read-only)
   home/      $HOME for every command
-Commands run with `bash -c`, cwd = work/, a timeout (the whole process group is killed),
-an output cap, and an environment limited to PATH, HOME, LANG plus the config's and task's variables.
+  tmp/       the commands' private /tmp
+Every command (the agent's, git, setup, evaluation, a Python evaluator) runs as `bash -c` inside
+`sandbox.Sandbox` (bubblewrap), with cwd = work/, a timeout, an output cap and an environment
+limited to PATH, HOME, LANG plus the config's and task's variables. With `unsafe_local` and no
+sandbox, commands run unconfined. File-tree work (copies, removal) runs in a thread.
 """
 from __future__ import annotations
 
 import asyncio
-import inspect
+import json
+import logging
 import os
 import shutil
-import signal
+import sys
 import tempfile
-import time
 from pathlib import Path
 
-from .base import Environment, EnvError, EvalResult, ExecResult, _import, parse_eval_output
+from ....engine.errors import ConfigError
+from ..config import EnvironmentConfig
+from ..tasks import Task
+from .base import Environment, EnvError, EvalResult, ExecResult, parse_eval_output
+from .proc import copy_tree, dir_diff, remove_tree, run_capped
+from .sandbox import HOW_TO_FIX, Sandbox, probe, sandbox_uid
 
-_IGNORE = shutil.ignore_patterns(".git", "__pycache__", "*.pyc", ".pytest_cache")
+__all__ = ["LocalEnvironment", "dir_diff", "run_capped", "sweep_stale_sandboxes"]
+
+log = logging.getLogger(__name__)
 _EXCLUDES = "__pycache__/\n*.pyc\n.pytest_cache/\n"
-
-
-async def run_capped(argv: list[str], *, cwd: str | None, env: dict[str, str], timeout: float, cap: int) -> ExecResult:
-    """Run argv, merge stdout+stderr, keep at most `cap` bytes, kill the process group on timeout."""
-    t0 = time.monotonic()
-    try:
-        proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=cwd, env=env, stdin=asyncio.subprocess.DEVNULL,
-            stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT, start_new_session=True)
-    except OSError as e:
-        raise EnvError(f"cannot start {argv[0]!r}: {e}") from None
-    buf = bytearray()
-    dropped = 0
-
-    async def drain() -> None:
-        nonlocal dropped
-        assert proc.stdout is not None
-        while True:
-            chunk = await proc.stdout.read(65536)
-            if not chunk:
-                break
-            room = cap - len(buf)
-            if room > 0:
-                buf.extend(chunk[:room])
-            dropped += max(0, len(chunk) - max(room, 0))
-        await proc.wait()
-
-    timed_out = False
-    try:
-        await asyncio.wait_for(drain(), timeout)
-    except asyncio.TimeoutError:
-        timed_out = True
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        await proc.wait()
-    except asyncio.CancelledError:
-        try:
-            os.killpg(proc.pid, signal.SIGKILL)
-        except ProcessLookupError:
-            pass
-        raise
-    out = buf.decode("utf-8", errors="replace")
-    if dropped:
-        out += f"\n[output capped: {dropped} more bytes not kept]"
-    if timed_out:
-        out += f"\n[command timed out after {timeout:g}s and was killed]"
-    return ExecResult(returncode=None if timed_out else proc.returncode, output=out,
-                      duration=time.monotonic() - t0, timed_out=timed_out, truncated=dropped > 0)
-
-
-def _normalise_header(line: str) -> str:
-    if not line.startswith("diff --git "):
-        return line
-    rest = line[len("diff --git "):].rstrip("\n")
-    n = len(rest)
-    if n % 2 == 1 and rest[n // 2] == " ":
-        left, right = rest[: n // 2], rest[n // 2 + 1:]
-        if left[2:] == right[2:] and left[:2] in ("a/", "b/") and right[:2] in ("a/", "b/"):
-            return f"diff --git a/{left[2:]} b/{left[2:]}\n"
-    return line
-
-
-async def dir_diff(base: Path | None, work: Path) -> str:
-    """Unified diff (git format, paths relative to the folders) turning `base` into `work`; needs only host git."""
-    tmp = Path(tempfile.mkdtemp(prefix="df-diff-"))
-    try:
-        a, b = tmp / "a", tmp / "b"
-        if base is not None and base.is_dir():
-            shutil.copytree(base, a, ignore=_IGNORE, symlinks=True)
-        else:
-            a.mkdir()
-        shutil.copytree(work, b, ignore=_IGNORE, symlinks=True)
-        env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": str(tmp), "GIT_CONFIG_NOSYSTEM": "1"}
-        res = await run_capped(["git", "-c", "core.quotepath=off", "diff", "--no-index", "--binary",
-                                "--src-prefix=", "--dst-prefix=", "a", "b"], cwd=str(tmp), env=env,
-                               timeout=120, cap=50_000_000)
-        if res.returncode not in (0, 1):  # 1 = differences found
-            raise EnvError(f"git diff --no-index failed: {res.output[-500:]}")
-        # with empty prefixes the paths read a/x and b/x, the usual git form, except the header of an
-        # added or deleted file, which names the one side twice: normalise it to "a/x b/x"
-        return "".join(_normalise_header(line) for line in res.output.splitlines(keepends=True))
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
-
+EVAL_MARK = "DF-EVALUATOR-RESULT "
 
 _swept = False
 
 
 def sweep_stale_sandboxes() -> int:
-    """Remove sandboxes left by runs that were killed (their process is gone); once per process.
+    """Remove rollout folders left by runs that were killed (their process is gone); once per process.
 
-    A sandbox is named `df-agent-<pid>-...`; one whose pid no longer exists cannot be in use."""
+    A folder is named `df-agent-<pid>-...`; one whose pid no longer exists cannot be in use. Blocking:
+    `LocalEnvironment.reset` calls it in a thread."""
     global _swept
     if _swept:
         return 0
@@ -137,8 +63,42 @@ def sweep_stale_sandboxes() -> int:
     return removed
 
 
+_warned = False
+
+
+def _chown_tree(path: Path, uid: int) -> None:
+    os.chown(path, uid, uid, follow_symlinks=False)
+    for dirpath, dirnames, filenames in os.walk(path):
+        for n in dirnames + filenames:
+            os.chown(os.path.join(dirpath, n), uid, uid, follow_symlinks=False)
+
+
 class LocalEnvironment(Environment):
     root: Path | None = None
+    sandbox: Sandbox | None = None
+    sandbox_uid: int | None = None
+
+    @classmethod
+    def check_config(cls, config: EnvironmentConfig) -> None:
+        """Refuse when the sandbox cannot start, unless the user chose to run unconfined (one warning line)."""
+        global _warned
+        why = probe()
+        if config.unsafe_local:
+            if not _warned:
+                _warned = True
+                log.warning("warning: environment local runs the agent's commands UNCONFINED (--unsafe-local)%s",
+                            f"; the sandbox could not start: {why}" if why else "")
+            return
+        if why is not None:
+            raise ConfigError(f"environment local: the sandbox cannot start: {why}. To fix: {HOW_TO_FIX}")
+
+    @classmethod
+    def check_task(cls, task: Task) -> str | None:
+        if not (task.eval_command or task.evaluator):
+            return "no eval_command or evaluator: the local environment cannot score it"
+        if task.evaluator and ":" not in task.evaluator:
+            return f"evaluator {task.evaluator!r} is not 'package.module:function'"
+        return None
 
     @property
     def workdir(self) -> Path:
@@ -159,35 +119,65 @@ class LocalEnvironment(Environment):
         env.update(extra or {})
         return env
 
+    async def _run(self, argv: list[str], *, timeout: float, cap: int | None = None,
+                   extra_env: dict[str, str] | None = None, expose: list[str] | None = None) -> ExecResult:
+        """Run argv in the rollout's work folder, confined unless the sandbox is off."""
+        env = self._env(extra_env)
+        if self.sandbox is not None:
+            argv = self.sandbox.wrap(argv, cwd=self.workdir, env=env, expose=expose)
+        return await run_capped(argv, cwd=str(self.workdir), env=env, timeout=timeout,
+                                cap=cap or self.config.output_cap)
+
     async def _git(self, *args: str) -> ExecResult:
-        res = await run_capped(["git", "-c", "core.quotepath=off", *args], cwd=str(self.workdir),
-                               env=self._env({"GIT_AUTHOR_NAME": "dialogforge", "GIT_AUTHOR_EMAIL": "agent@localhost",
-                                              "GIT_COMMITTER_NAME": "dialogforge", "GIT_COMMITTER_EMAIL": "agent@localhost"}),
-                               timeout=60, cap=50_000_000)
+        res = await self._run(["git", "-c", "core.quotepath=off", *args], timeout=60, cap=50_000_000,
+                              extra_env={"GIT_AUTHOR_NAME": "dialogforge", "GIT_AUTHOR_EMAIL": "agent@localhost",
+                                         "GIT_COMMITTER_NAME": "dialogforge", "GIT_COMMITTER_EMAIL": "agent@localhost"})
         if res.returncode != 0:
             raise EnvError(f"git {' '.join(args)} failed: {res.output.strip()[-500:]}")
         return res
 
-    async def reset(self) -> None:
-        await self.close()
+    def _prepare(self) -> Path:
+        """Create and fill the rollout folder (blocking: runs in a thread)."""
         sweep_stale_sandboxes()
-        self.root = Path(tempfile.mkdtemp(prefix=f"df-agent-{os.getpid()}-"))
-        (self.root / "home").mkdir()
+        root = Path(tempfile.mkdtemp(prefix=f"df-agent-{os.getpid()}-"))
+        for d in ("home", "tmp"):
+            (root / d).mkdir()
         src = self.task.workspace
         try:
             if src:
                 if not Path(src).is_dir():
                     raise EnvError(f"task {self.task.id}: workspace {src!r} is not a folder")
-                shutil.copytree(src, self.workdir, ignore=_IGNORE, symlinks=True)
-                shutil.copytree(src, self.root / "baseline", ignore=_IGNORE, symlinks=True)
+                copy_tree(src, root / "work")
+                copy_tree(src, root / "baseline")
             else:
-                self.workdir.mkdir()
-                (self.root / "baseline").mkdir()
+                (root / "work").mkdir()
+                (root / "baseline").mkdir()
         except OSError as e:
+            shutil.rmtree(root, ignore_errors=True)
             raise EnvError(f"task {self.task.id}: copying workspace failed: {e}") from None
+        except EnvError:
+            shutil.rmtree(root, ignore_errors=True)
+            raise
+        root.chmod(0o755)  # the sandbox's own uid walks through it
+        if self.sandbox_uid is not None:
+            for d in ("work", "home", "tmp"):
+                _chown_tree(root / d, self.sandbox_uid)
+        return root
+
+    async def reset(self) -> None:
+        await self.close()
+        confined = not self.config.unsafe_local
+        if confined and probe() is not None:
+            raise EnvError(f"the sandbox cannot start: {probe()}")
+        self.sandbox_uid = sandbox_uid() if confined else None
+        self.root = await asyncio.to_thread(self._prepare)
+        if confined:
+            self.sandbox = await asyncio.to_thread(
+                Sandbox, self.config, work=self.root / "work", home=self.root / "home", tmp=self.root / "tmp",
+                baseline=self.root / "baseline", uid=self.sandbox_uid, network=self.config.network,
+                hide=self.config.hide)
         await self._git("init", "-q")
-        (self.workdir / ".git" / "info").mkdir(parents=True, exist_ok=True)
-        (self.workdir / ".git" / "info" / "exclude").write_text(_EXCLUDES)
+        await asyncio.to_thread(self._write_excludes)
         await self._git("add", "-A")
         await self._git("commit", "-q", "--allow-empty", "--no-gpg-sign", "-m", "initial state")
         if self.task.setup_command:
@@ -195,9 +185,15 @@ class LocalEnvironment(Environment):
             if res.returncode != 0:
                 raise EnvError(f"task {self.task.id}: setup command failed ({res.returncode}): {res.output[-500:]}")
 
+    def _write_excludes(self) -> None:
+        info = self.workdir / ".git" / "info"
+        info.mkdir(parents=True, exist_ok=True)
+        (info / "exclude").write_text(_EXCLUDES)
+        if self.sandbox_uid is not None:
+            _chown_tree(info, self.sandbox_uid)
+
     async def execute(self, command: str, timeout: float | None = None) -> ExecResult:
-        return await run_capped(["bash", "-c", command], cwd=str(self.workdir), env=self._env(),
-                                timeout=timeout or self.config.timeout, cap=self.config.output_cap)
+        return await self._run(["bash", "-c", command], timeout=timeout or self.config.timeout)
 
     async def diff(self) -> str:
         await self._git("add", "-A")
@@ -205,6 +201,7 @@ class LocalEnvironment(Environment):
         return res.output
 
     def _restore_protected(self) -> None:
+        """Put the protected paths back from the task's workspace (blocking: runs in a thread)."""
         if not self.task.protected or not self.task.workspace:
             return
         src_root = Path(self.task.workspace)
@@ -218,39 +215,45 @@ class LocalEnvironment(Environment):
                 dst.unlink()
             dst.parent.mkdir(parents=True, exist_ok=True)
             if src.is_dir():
-                shutil.copytree(src, dst, ignore=_IGNORE)
+                copy_tree(src, dst, symlinks=False)
             else:
                 shutil.copy2(src, dst)
+            if self.sandbox_uid is not None:
+                _chown_tree(dst, self.sandbox_uid)
 
     async def evaluate(self) -> EvalResult:
         assert self.root is not None
         try:
-            self._restore_protected()
+            await asyncio.to_thread(self._restore_protected)
         except OSError as e:
             raise EnvError(f"task {self.task.id}: restoring protected files failed: {e}") from None
+        extra = {"DF_BASELINE_DIR": str(self.root / "baseline")}
         if self.task.evaluator:
-            fn = _import(self.task.evaluator)
-            try:
-                res = fn(task=self.task, workdir=self.workdir, env=self)
-                if inspect.isawaitable(res):
-                    res = await res
-            except EnvError:
-                raise
-            except Exception as e:  # the evaluator's own crash is the environment's failure
-                raise EnvError(f"evaluator {self.task.evaluator} raised {type(e).__name__}: {e}") from None
-            if isinstance(res, dict):
-                res = EvalResult(**res)
-            if not isinstance(res, EvalResult):
-                raise EnvError(f"evaluator {self.task.evaluator} returned {type(res).__name__}, not EvalResult or dict")
-            return res
+            return await self._python_evaluator(extra)
         if not self.task.eval_command:
             raise EnvError(f"task {self.task.id} has neither eval_command nor evaluator")
-        res = await run_capped(["bash", "-c", self.task.eval_command], cwd=str(self.workdir),
-                               env=self._env({"DF_BASELINE_DIR": str(self.root / "baseline")}),
-                               timeout=self.config.eval_timeout, cap=self.config.output_cap)
+        res = await self._run(["bash", "-c", self.task.eval_command], timeout=self.config.eval_timeout, extra_env=extra)
         return parse_eval_output(res)
+
+    async def _python_evaluator(self, extra: dict[str, str]) -> EvalResult:
+        """`module:function` runs in a Python subprocess inside the sandbox (see envs/pyeval.py)."""
+        assert self.root is not None and self.task.evaluator
+        task_file = self.root / "tmp" / ".df-task.json"
+        await asyncio.to_thread(task_file.write_text, json.dumps(self.task.to_dict()))
+        paths = [os.getcwd() if p == "" else p for p in sys.path]
+        env = {**extra, "PYTHONPATH": os.pathsep.join(p for p in paths if p)}
+        argv = [sys.executable, "-m", "dialogforge.workflows.agent.envs.pyeval", self.task.evaluator,
+                "/tmp/.df-task.json" if self.sandbox else str(task_file), str(self.workdir), str(self.root / "baseline")]
+        res = await self._run(argv, timeout=self.config.eval_timeout, extra_env=env, expose=paths, cap=50_000_000)
+        if res.timed_out:
+            return EvalResult(success=False, details={"reason": "evaluation timed out", "output": res.output[-4000:]})
+        marks = [ln for ln in res.output.splitlines() if ln.startswith(EVAL_MARK)]
+        if res.returncode != 0 or not marks:
+            raise EnvError(f"evaluator {self.task.evaluator} failed (exit {res.returncode}): {res.output.strip()[-500:]}")
+        data = json.loads(marks[-1][len(EVAL_MARK):])
+        return EvalResult(**data)
 
     async def close(self) -> None:
         if self.root is not None:
-            shutil.rmtree(self.root, ignore_errors=True)
-            self.root = None
+            root, self.root, self.sandbox = self.root, None, None
+            await remove_tree(root)
