@@ -53,3 +53,33 @@ def test_run_a_tasks_file_against_a_base_url(tmp_path):
         assert len(srv.requests) == 5 and all(b["model"] == "m" for b in srv.requests)
     r = run_cli(["agent", "run", str(EXAMPLES / "tasks.jsonl"), "--instance", "nope", "--out", str(tmp_path / "o2")])
     assert r.returncode == 2 and "--instance: not in" in " ".join(r.stderr.split())
+
+
+def test_run_and_stats_show_agent_turns_and_auxiliary_calls_apart(tmp_path):
+    with FakeServer.background(responder=shell_responder) as srv:
+        r = run_cli(["agent", "run", str(EXAMPLES / "config.yaml"), "--base-url", srv.base_url, "--model", "m",
+                     "--instance", "dedupe-speed", "--out", str(tmp_path / "out"), "--store", str(tmp_path / "s.sqlite"),
+                     "-q"])
+        assert r.returncode == 0, r.stderr
+    samples = read_jsonl(tmp_path / "out" / "round_1" / "samples.jsonl")
+    main = sum(1 for s in samples if s["purpose"] == "main")
+    text = f"{main} agent-turn samples + {len(samples) - main} auxiliary (summary) calls"
+    assert text in " ".join(r.stdout.split() + r.stderr.split())
+    r = run_cli(["agent", "stats", str(tmp_path / "out")])
+    assert r.returncode == 0 and text in r.stdout
+    r = run_cli(["agent", "stats", str(tmp_path / "out"), "--json"])
+    s = json.loads(r.stdout)["round_1"]
+    assert (s["agent_turns"], s["auxiliary_calls"], s["samples"]) == (main, len(samples) - main, len(samples))
+
+
+def test_run_refuses_tasks_without_evaluation_before_any_call(tmp_path):
+    tasks = tmp_path / "tasks.jsonl"
+    tasks.write_text('{"id": "ok", "problem_statement": "p", "eval_command": "true"}\n'
+                     '{"id": "no-check-3", "problem_statement": "p"}\n')
+    with FakeServer.background(responder=shell_responder) as srv:
+        r = run_cli(["agent", "run", str(tasks), "--base-url", srv.base_url, "--model", "m",
+                     "--out", str(tmp_path / "out"), "--store", str(tmp_path / "s.sqlite"), "-q"])
+        assert not srv.requests
+    assert r.returncode != 0 and "Traceback" not in r.stderr
+    lines = [ln for ln in r.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1 and "task no-check-3: no eval_command or evaluator" in lines[0]

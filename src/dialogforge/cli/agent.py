@@ -22,6 +22,11 @@ def _mapping(preset: Optional[str], fields: list[str] | None):
     return base
 
 
+def samples_text(s: dict) -> str:
+    """Agent turns and auxiliary (summary) calls apart: both are samples, only the first are the agent's."""
+    return f"{s['agent_turns']} agent-turn samples + {s['auxiliary_calls']} auxiliary (summary) calls"
+
+
 def register(app: typer.Typer) -> None:
     agent_app = typer.Typer(help="Agent rollouts in real environments -> trajectories, rewards, exact SFT samples.",
                             no_args_is_help=True)
@@ -52,6 +57,8 @@ def register(app: typer.Typer) -> None:
         ray_workers: Optional[int] = RayWorkersOpt,
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Re-run only rollouts that failed before."),
         continue_: bool = ContinueOpt,
+        unsafe_local: bool = typer.Option(False, "--unsafe-local", help="Run the local environment's commands "
+                                          "unconfined, without the bubblewrap sandbox (environment.unsafe_local)."),
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Run the agent on every task instance x repeats x rounds; resumable after any interruption."""
@@ -67,7 +74,8 @@ def register(app: typer.Typer) -> None:
         cfg = load_section(config, "agent", AgentConfig)
         if action_mode is not None and action_mode not in ("shell_block", "tool_calls"):
             raise ConfigError(f"--action-mode must be shell_block or tool_calls, got {action_mode!r}")
-        cfg = override(cfg, {"limits.step_limit": step_limit, "action_mode": action_mode, "max_tokens": max_tokens},
+        cfg = override(cfg, {"limits.step_limit": step_limit, "action_mode": action_mode, "max_tokens": max_tokens,
+                             "environment.unsafe_local": True if unsafe_local else None},
                        prefix=("agent",))
         if tasks is not None:
             tasks_path = tasks
@@ -107,7 +115,7 @@ def register(app: typer.Typer) -> None:
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(s["statuses"].items())) or "none"
             msg = (f"[green]round {r}[/]: {rr.done} rollouts now, {rr.skipped} earlier · in {out / f'round_{r}'}: "
                    f"{s['rollouts']} rollouts ({statuses}), {s['success']} passed the check, mean reward {s['mean_reward']}, "
-                   f"{s['samples']} samples")
+                   f"{samples_text(s)}")
             if rr.failed:
                 msg += f" · [red]{rr.failed} failed[/] (see {rr.failures_path}; rerun with --retry-failed)"
             if rr.skipped_failed:
@@ -122,7 +130,7 @@ def register(app: typer.Typer) -> None:
         out: Path = typer.Argument(Path("agent-output"), help="The --out folder of `agent run`."),
         as_json: bool = typer.Option(False, "--json", help="Print the numbers as one JSON object."),
     ) -> None:
-        """Per round: rollouts by status, successes, mean reward and samples, read from the index files."""
+        """Per round: rollouts by status, successes, mean reward, agent-turn samples and auxiliary calls apart."""
         from ..workflows.agent.run import summarize
         rounds = sorted(int(p.name.split("_", 1)[1]) for p in out.glob("round_*")
                         if p.is_dir() and p.name.split("_", 1)[1].isdigit())
@@ -135,7 +143,7 @@ def register(app: typer.Typer) -> None:
         for name, s in summary.items():
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(s["statuses"].items())) or "none"
             typer.echo(f"{name}: {s['rollouts']} rollouts ({statuses}), {s['success']} successful, "
-                       f"mean reward {s['mean_reward']}, {s['samples']} samples")
+                       f"mean reward {s['mean_reward']}, {samples_text(s)}")
 
     @agent_app.command("pairs")
     @friendly_errors

@@ -26,7 +26,7 @@ from ..config import EnvironmentConfig
 from ..tasks import Task
 from .base import Environment, EnvError, EvalResult, ExecResult, parse_eval_output
 from .proc import copy_tree, dir_diff, remove_tree, run_capped
-from .sandbox import HOW_TO_FIX, Sandbox, probe, sandbox_uid
+from .sandbox import HOW_TO_FIX, Sandbox, plain, probe, sandbox_uid
 
 __all__ = ["LocalEnvironment", "dir_diff", "run_capped", "sweep_stale_sandboxes"]
 
@@ -125,6 +125,8 @@ class LocalEnvironment(Environment):
         env = self._env(extra_env)
         if self.sandbox is not None:
             argv = self.sandbox.wrap(argv, cwd=self.workdir, env=env, expose=expose)
+        else:
+            argv = plain(argv)
         return await run_capped(argv, cwd=str(self.workdir), env=env, timeout=timeout,
                                 cap=cap or self.config.output_cap)
 

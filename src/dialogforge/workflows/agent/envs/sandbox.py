@@ -40,11 +40,24 @@ def sandbox_uid() -> int | None:
     return 200_000 + (os.getpid() % 4000) * 100 + next(_uids) % 100
 
 
-def _base_args(uid: int | None) -> list[str]:
+# Run first in every child: close every descriptor above stderr (uvloop passes some of its own on),
+# so a command gets stdin, stdout and stderr only.
+CLOSE_FDS = 'for f in /proc/$$/fd/*; do n=${f##*/}; case $n in 0|1|2) ;; *) exec {n}>&- ;; esac; done; '
+
+
+def plain(argv: list[str]) -> list[str]:
+    """argv unconfined, but still with stdin, stdout and stderr only."""
+    return ["/bin/bash", "-c", CLOSE_FDS + 'exec "$@"', "df-command", *argv]
+
+
+def _base_args(uid: int | None, network: bool = False) -> list[str]:
     """As root, bwrap sets up the mounts and namespaces itself and the command drops to `uid` (see _drop);
     as any other user, bwrap works through an unprivileged user namespace."""
-    ns = ["--unshare-all"] if uid is None else ["--unshare-ipc", "--unshare-pid", "--unshare-net", "--unshare-uts",
-                                                 "--unshare-cgroup-try"]
+    if uid is None:
+        ns = ["--unshare-all", *(["--share-net"] if network else [])]
+    else:
+        ns = ["--unshare-ipc", "--unshare-pid", "--unshare-uts", "--unshare-cgroup-try",
+              *([] if network else ["--unshare-net"])]
     return ["--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", *ns, "--die-with-parent", "--new-session"]
 
 
@@ -56,7 +69,8 @@ def _drop(uid: int | None) -> list[str]:
 
 
 def _bwrap() -> list[str]:
-    return [shutil.which("bwrap") or "bwrap"]
+    """$DIALOGFORGE_BWRAP names another bubblewrap binary (a path or a name on PATH)."""
+    return [shutil.which(os.environ.get("DIALOGFORGE_BWRAP", "bwrap")) or "bwrap"]
 
 
 @lru_cache(maxsize=1)
@@ -64,8 +78,8 @@ def probe() -> str | None:
     """None when the sandbox starts on this machine; otherwise why not."""
     if not sys.platform.startswith("linux"):
         return f"the sandbox needs Linux (this is {sys.platform})"
-    if not shutil.which("bwrap"):
-        return "bubblewrap (`bwrap`) is not installed"
+    if not shutil.which(os.environ.get("DIALOGFORGE_BWRAP", "bwrap")):
+        return f"bubblewrap (`{os.environ.get('DIALOGFORGE_BWRAP', 'bwrap')}`) is not installed"
     uid = sandbox_uid()
     if uid is not None and not shutil.which("setpriv"):
         return "`setpriv` (util-linux) is missing: dialogforge runs as root and drops to an own uid with it"
@@ -102,6 +116,8 @@ class Sandbox:
         self.network = network
         self.hide = [Path(h).resolve() for h in hide]
         self._made: set[Path] = set()
+        self.empty = tmp.parent / "empty"
+        self.empty.touch(mode=0o444)
         for p in (work, home, baseline):
             if p is not None:
                 self._mountpoint(p)
@@ -135,6 +151,10 @@ class Sandbox:
                 continue
             seen.add(p)
             self._mountpoint(p)
+            for h in homes():  # folders between an (empty) home and the path: traversable by the sandbox's uid
+                if h in p.parents:
+                    for anc in reversed([a for a in p.parents if h in a.parents]):
+                        args += ["--perms", "0755", "--dir", str(anc)]
             args += ["--ro-bind", str(p), str(p)]
         return args
 
@@ -145,19 +165,17 @@ class Sandbox:
                 continue  # not visible anyway, or the work folder itself
             if p.is_dir():
                 args += ["--tmpfs", str(p)]
-            elif p.exists():
-                args += ["--ro-bind", "/dev/null", str(p)]
+            elif p.exists():  # an empty file of the rollout's (a device node may not open here)
+                args += ["--ro-bind", str(self.empty), str(p)]
         return args
 
     def limits_script(self) -> str:
         lim = self.config.limits
-        return (f"ulimit -t {lim.cpu_s} && ulimit -v {lim.memory_mb * 1024} && ulimit -u {lim.processes} "
+        return (CLOSE_FDS + f"ulimit -t {lim.cpu_s} && ulimit -v {lim.memory_mb * 1024} && ulimit -u {lim.processes} "
                 f"&& ulimit -f {lim.file_mb * 1024} && exec \"$@\"")
 
     def wrap(self, argv: list[str], *, cwd: Path, env: dict[str, str], expose: list[str] | None = None) -> list[str]:
-        args = [*_bwrap(), *_base_args(self.uid)]
-        if self.network:
-            args.append("--share-net")
+        args = [*_bwrap(), *_base_args(self.uid, self.network)]
         for h in homes():
             args += ["--tmpfs", str(h)]
         args += ["--bind", str(self.tmp), "/tmp"]
