@@ -102,10 +102,12 @@ async def test_loopback_needs_network_true(tmp_path):
         probe = f"python3 -c \"import socket; socket.create_connection(('127.0.0.1', {port}), 5); print('connected')\""
         closed = await run_script(tmp_path / "a", [probe])
         opened = await run_script(tmp_path / "b", [probe], env={"network": True})
+        by_task = await run_script(tmp_path / "c", [probe], network=True)  # the task allows it
     (rc, out), = outputs(closed)
     assert rc != 0 and "Connection refused" in out  # the command's own error, shown to the model
-    (rc, out), = outputs(opened)
-    assert rc == 0 and "connected" in out
+    for traj in (opened, by_task):
+        (rc, out), = outputs(traj)
+        assert rc == 0 and "connected" in out
 
 
 async def test_a_fork_bomb_ends_and_the_run_stays_healthy(tmp_path):

@@ -17,7 +17,7 @@ from ...engine.errors import ConfigError, InputError
 
 TASK_FIELDS = (
     "id", "problem_statement", "workspace", "eval_command", "evaluator", "setup_command",
-    "protected", "env", "image", "metadata",
+    "protected", "env", "image", "network", "metadata",
 )
 
 PRESETS: dict[str, dict[str, str]] = {
@@ -48,6 +48,7 @@ class Task:
     protected: list[str] = field(default_factory=list)  # paths restored from the source before evaluation
     env: dict[str, str] = field(default_factory=dict)  # extra environment variables for commands
     image: str | None = None  # docker image for this task
+    network: bool | None = None  # local sandbox: share the host's network for this task (None: the config's)
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -122,6 +123,10 @@ def map_record(record: dict, mapping: dict[str, str], *, where: str, base_dir: P
     if not isinstance(env, dict):
         raise InputError(f"{where}: field 'env' must be an object of strings")
     task.env = {str(k): str(v) for k, v in env.items()}
+    net = out.get("network")
+    if net is not None and not isinstance(net, bool):
+        raise InputError(f"{where}: field 'network' must be true or false, got {net!r}")
+    task.network = net
     if task.workspace and base_dir is not None and not Path(task.workspace).is_absolute():
         task.workspace = str((base_dir / task.workspace).resolve())
     return task

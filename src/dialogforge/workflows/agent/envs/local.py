@@ -176,7 +176,8 @@ class LocalEnvironment(Environment):
         if confined:
             self.sandbox = await asyncio.to_thread(
                 Sandbox, self.config, work=self.root / "work", home=self.root / "home", tmp=self.root / "tmp",
-                baseline=self.root / "baseline", uid=self.sandbox_uid, network=self.config.network,
+                baseline=self.root / "baseline", uid=self.sandbox_uid,
+                network=self.config.network if self.task.network is None else self.task.network,
                 hide=self.config.hide)
         await self._git("init", "-q")
         await asyncio.to_thread(self._write_excludes)
