@@ -159,5 +159,6 @@ def test_cli_round_flag_writes_its_own_folder(tmp_path):
     summary = json.loads(st.stdout)
     assert list(summary) == ["round_1", "round_2"]
     assert summary["round_2"] == {"rollouts": 1, "statuses": {"submitted": 1}, "success": 1, "mean_reward": 1.0,
-                                  "samples": len(s2)}
+                                  "samples": len(s2), "agent_turns": sum(s["purpose"] == "main" for s in s2),
+                                  "auxiliary_calls": sum(s["purpose"] != "main" for s in s2)}
     assert run_cli(["agent", "stats", str(tmp_path / "nothing")]).returncode == 2

@@ -74,6 +74,7 @@ class EnvironmentConfig(Strict):
     unsafe_local: bool = False  # local: run unconfined when the sandbox cannot start (or at all)
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
     hide: list[str] = Field(default_factory=list)  # more host paths the local sandbox hides (store, output: always)
+    expose: list[str] = Field(default_factory=list)  # folders in your home the local sandbox shows read-only
     timeout: float = Field(default=60.0, gt=0)  # per command
     eval_timeout: float = Field(default=300.0, gt=0)
     eval_concurrency: int | None = Field(default=None, ge=1)  # evaluations at once (1: benchmarks not disturbed)

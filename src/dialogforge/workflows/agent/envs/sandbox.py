@@ -11,8 +11,8 @@ Inside the sandbox:
   - rlimits on CPU seconds, address space, processes and written file size; when dialogforge runs
     as root, bwrap sets up the mounts as root and the command then drops to an unprivileged uid of
     its own with no capabilities (the process limit counts per uid; root is exempt from it).
-What is needed to run the commands and lies in a hidden place (the Python of dialogforge, PATH
-entries, a Python evaluator's module folder) is mounted back read-only.
+What is needed to run the commands and lies in a hidden place (the Python of dialogforge, a Python
+evaluator's module folders, the folders in `environment.expose`) is mounted back read-only.
 """
 from __future__ import annotations
 
@@ -140,8 +140,8 @@ class Sandbox:
 
     def _expose(self, env: dict[str, str], extra: list[str]) -> list[str]:
         """Read-only mounts for what the command needs that lies under a hidden place."""
-        wanted = [p for p in env.get("PATH", "").split(":") if p.startswith("/")]
-        wanted += [sys.prefix, sys.base_prefix, sys.exec_prefix, *extra]
+        # not the PATH entries in a home: a pyenv shim there, say, needs its whole tree; `expose` names such folders
+        wanted = [sys.prefix, sys.base_prefix, sys.exec_prefix, *self.config.expose, *extra]
         hidden = self._hidden_roots()
         args: list[str] = []
         seen: set[Path] = set()
