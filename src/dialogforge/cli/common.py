@@ -33,16 +33,24 @@ RayWorkersOpt = typer.Option(None, "--ray-workers", help="Ray worker actors (def
 BatchOpt = typer.Option(False, "--batch", help="Batch mode: uncached calls go out as provider batch jobs, round by "
                         "round (about half the price; hours, not minutes). Same as `mode: batch` on the endpoints.")
 BatchPollOpt = typer.Option(30.0, "--batch-poll", help="Seconds between looks at a running batch job.")
+BatchFileOpt = typer.Option(None, "--batch-file", help="Offline batch round: write the calls every waiting item needs "
+                            "to FILE (vLLM run-batch input) and stop (exit 3); `dialogforge batch import OUT` then "
+                            "rerun goes one round further.")
 
 
 def use_executor(engine: Engine, executor: str, ray_address: Optional[str] = None, ray_workers: Optional[int] = None,
-                 batch: bool = False, batch_poll: float = 30.0) -> None:
+                 batch: bool = False, batch_poll: float = 30.0, batch_file: Optional[Path] = None) -> None:
     """Point the engine's runs at the executor the flags name (engine/executors)."""
     from ..engine import make_executor
     if executor != "ray" and (ray_address or ray_workers):
         raise DialogforgeError("--ray-address and --ray-workers go with --executor ray")
-    if batch and executor != "local":
-        raise DialogforgeError(f"--batch is its own executor; it does not combine with --executor {executor}")
+    if (batch or batch_file) and executor != "local":
+        raise DialogforgeError(f"batch mode is its own executor; it does not combine with --executor {executor}")
+    if batch and batch_file:
+        raise DialogforgeError("use either --batch (a provider's Batch API) or --batch-file (offline), not both")
+    if batch_file:
+        engine.executor = make_executor("batch", file=batch_file)
+        return
     if batch or any(c.mode == "batch" for c in engine.config.endpoints.values()):
         eps = None if batch else [n for n, c in engine.config.endpoints.items() if c.mode == "batch"]
         engine.executor = make_executor("batch", endpoints=eps, poll=batch_poll)
@@ -64,6 +72,9 @@ def friendly_errors(fn: Callable) -> Callable:
         try:
             return fn(*args, **kwargs)
         except DialogforgeError as e:
+            if getattr(e, "exit_code", None) == 3:  # BatchFileWritten: not an error, the run waits on a batch file
+                console.print(f"[yellow]batch file:[/] {e}", highlight=False, soft_wrap=True)
+                raise typer.Exit(3) from None
             console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)  # one greppable line
             raise typer.Exit(2) from None
         except KeyboardInterrupt:

@@ -7,9 +7,9 @@ from typing import Optional
 import typer
 
 from ..workflows.generate import generate, options_from_config
-from .common import (BaseUrlOpt, BatchOpt, BatchPollOpt, ConfigOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt, ModelOpt,
-                     RayAddressOpt, RayWorkersOpt, StoreOpt, friendly_errors, make_engine, parse_fields, print_result,
-                     run_async, use_executor)
+from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ConfigOpt, ContinueOpt, ExecutorOpt,
+                     KeyEnvOpt, ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, friendly_errors, make_engine,
+                     parse_fields, print_result, run_async, use_executor)
 
 
 def register(app: typer.Typer) -> None:
@@ -37,11 +37,12 @@ def register(app: typer.Typer) -> None:
         ray_workers: Optional[int] = RayWorkersOpt,
         batch: bool = BatchOpt,
         batch_poll: float = BatchPollOpt,
+        batch_file: Optional[Path] = BatchFileOpt,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Generate one response (or --n) per prompt; resumable, every call logged."""
         engine = make_engine(config, base_url, model, api_key_env, store, roles=["generator"])
-        use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll)
+        use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll, batch_file)
         # a `generate:` config section gives defaults; flags win
         opts = options_from_config(engine, system=system, n=n, fields=parse_fields(field), keep_input=keep_input,
                                    params={"max_tokens": max_tokens, "temperature": temperature})

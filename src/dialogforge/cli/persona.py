@@ -8,9 +8,9 @@ from typing import Optional
 import typer
 
 from ..engine.errors import ConfigError
-from .common import (BaseUrlOpt, BatchOpt, BatchPollOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt, ModelOpt,
-                     RayAddressOpt, RayWorkersOpt, StoreOpt, console, friendly_errors, make_engine, print_result,
-                     run_async, use_executor)
+from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt,
+                     ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, console, friendly_errors, make_engine,
+                     print_result, run_async, use_executor)
 
 
 def _parse_turns(value: Optional[str]) -> int | tuple[int, int] | None:
@@ -60,13 +60,14 @@ def register(app: typer.Typer) -> None:
         ray_workers: Optional[int] = RayWorkersOpt,
         batch: bool = BatchOpt,
         batch_poll: float = BatchPollOpt,
+        batch_file: Optional[Path] = BatchFileOpt,
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Make persona dialogues from seeds into date-stamped raw and filtered JSONL (resumable)."""
         from ..workflows.persona.config import load_persona_config
         from ..workflows.persona.workflow import arun
         engine = make_engine(config, base_url, model, api_key_env, store)
-        use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll)
+        use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll, batch_file)
         pcfg = load_persona_config(engine.config)
         overrides = dict(seeds=seeds, limit=limit, start=start, shuffle_seed=shuffle_seed, turns=_parse_turns(turns),
                          personas=persona, min_score=min_score, judge=judge, rewrite_question=rewrite,

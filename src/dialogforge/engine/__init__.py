@@ -123,11 +123,11 @@ class Engine:
         (templates, environment, a hash of the input items); a rerun into the same outputs with
         another identity is refused unless ``continue_``."""
         roles = list(roles) if roles is not None else list(self.config.roles or ["generator"])
-        if check:
+        executor = self.run_executor()
+        if check and not getattr(executor, "offline", False):  # --batch-file: no server to ask
             await self.preflight(roles)
         ident = {"models": self.model_identity(roles), **(identity or {})}
         rid = run_id or run_id_for(name, _normalise_outputs(output))
-        executor = self.run_executor()
         if getattr(executor, "all_items_at_once", False):
             concurrency = 10**9  # batch mode: every item must reach its next uncached call in each round
         async with executor.session(self, process, run_id=rid, concurrency=concurrency) as item_fn:

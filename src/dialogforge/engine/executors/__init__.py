@@ -24,7 +24,7 @@ import contextlib
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, AsyncIterator, Awaitable, Callable, Protocol
 
-from ..errors import ConfigError
+from ..errors import ConfigError, DialogforgeError
 
 if TYPE_CHECKING:
     from .. import Engine
@@ -33,6 +33,12 @@ if TYPE_CHECKING:
 ProcessFn = Callable[[dict, "ItemContext"], Awaitable[Any]]
 
 EXECUTORS = ("local", "ray", "batch")
+
+
+class BatchFileWritten(DialogforgeError):
+    """--batch-file: the run stopped after writing a round of calls for an offline batch runner."""
+
+    exit_code = 3  # the CLI exits with it: "waiting for a batch round", not an error
 
 
 @dataclass

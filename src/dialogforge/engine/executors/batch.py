@@ -19,6 +19,7 @@ import contextvars
 import hashlib
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, AsyncIterator
 
 import orjson
@@ -27,7 +28,7 @@ from ..client import LLM
 from ..config import EndpointConfig, Price
 from ..errors import APIError, ConfigError
 from ..limits import Gate
-from . import ProcessFn
+from . import BatchFileWritten, ProcessFn, offline
 from .batch_api import RUN_KEY, TERMINAL, BatchAPI, Outcome, record_job
 
 if TYPE_CHECKING:
@@ -99,7 +100,7 @@ class _BatchEngine:
 
     def llm(self, role: str) -> LLM:
         name = self._engine.endpoint_name(role)
-        if name not in self._ctl.apis:
+        if name not in self._ctl.endpoints:
             return self._engine.llm(role)  # an endpoint that stays live
         llm = self._llms.get(name)
         if llm is None:
@@ -115,11 +116,15 @@ class _BatchEngine:
 class Controller:
     """Collects parked calls into rounds and runs each round as batch jobs."""
 
-    def __init__(self, engine: "Engine", run_id: str, apis: dict[str, BatchAPI], *, poll: float,
-                 max_attempts: int, max_requests: int, max_bytes: int):
+    def __init__(self, engine: "Engine", run_id: str, endpoints: set[str], apis: dict[str, BatchAPI], *,
+                 poll: float, max_attempts: int, max_requests: int, max_bytes: int, file: Path | None = None):
         self.engine = engine
         self.run_id = run_id
+        self.endpoints = endpoints
         self.apis = apis
+        self.file = file  # --batch-file: rounds go to this file for an offline runner instead of a provider
+        self.written = 0  # requests written to it; the run then stops
+        self.main: asyncio.Task | None = None  # the task running the run (cancelled once the file is written)
         self.poll = poll
         self.max_attempts = max_attempts
         self.max_requests = max_requests
@@ -189,6 +194,8 @@ class Controller:
     async def _run_round(self, rnd: Round) -> None:
         self.rounds += 1
         try:
+            if self.file is not None:
+                return await self._file_round(rnd)
             by_ep: dict[str, list[Parked]] = {}
             for p in rnd.parked:
                 by_ep.setdefault(p.endpoint, []).append(p)
@@ -199,6 +206,22 @@ class Controller:
                 if not p.future.done():
                     p.future.set_exception(e if isinstance(e, Exception) else APIError("batch round cancelled"))
             raise
+
+    async def _file_round(self, rnd: Round) -> None:
+        """--batch-file: answer from imported results; when nothing can be answered, write the calls out, stop."""
+        got = offline.answers(self.engine.store, self.run_id)
+        waiting = [p for p in rnd.parked if p.custom_id not in got]
+        for p in rnd.parked:
+            if p.custom_id in got:
+                p.future.set_result(got[p.custom_id])
+        if len(waiting) < len(rnd.parked):
+            self.round.parked.extend(waiting)  # still waiting: they join what the others ask next
+            return
+        assert self.file is not None
+        self.written = offline.write_requests(self.engine.store, self.run_id, self.file,
+                                              ((p.custom_id, _request_line(p)) for p in waiting))
+        if self.main is not None:
+            self.main.cancel()
 
     async def _round_for(self, ep: str, parked: list[Parked]) -> None:
         api = self.apis[ep]
@@ -284,36 +307,42 @@ def _request_line(p: Parked) -> bytes:
 
 
 class BatchExecutor:
-    """Items run here; their uncached calls go out in provider batch jobs, round by round."""
+    """Items run here; their uncached calls go out in provider batch jobs (or to a file), round by round."""
 
     name = "batch"
     all_items_at_once = True
 
     def __init__(self, endpoints: list[str] | None = None, poll: float = 30.0, max_attempts: int = 3,
-                 max_requests: int = 50_000, max_bytes: int = 190 * 1024 * 1024):
+                 max_requests: int = 50_000, max_bytes: int = 190 * 1024 * 1024, file: str | Path | None = None):
         self.endpoints = endpoints  # None: every remote endpoint
         self.poll = poll
         self.max_attempts = max_attempts
         self.max_requests = max_requests
         self.max_bytes = max_bytes
+        self.file = Path(file) if file is not None else None
+        self.offline = self.file is not None  # no provider to check before the run
         self.controller: Controller | None = None
 
     def batch_endpoints(self, engine: "Engine") -> dict[str, EndpointConfig]:
         eps = {n: c for n, c in engine.config.endpoints.items()
                if c.backend == "openai" and (self.endpoints is None or n in self.endpoints)}
         if not eps:
-            raise ConfigError("batch mode needs an OpenAI-compatible endpoint with a Batch API (none configured)")
+            raise ConfigError("batch mode needs an OpenAI-compatible endpoint (--base-url URL --model M; with "
+                              "--batch-file the URL is never contacted)")
         return eps
 
     @contextlib.asynccontextmanager
     async def session(self, engine: "Engine", process: ProcessFn, *, run_id: str,
                       concurrency: int) -> AsyncIterator[ProcessFn]:
-        apis = {n: BatchAPI(n, c, c.resolve_keys()[0]) for n, c in self.batch_endpoints(engine).items()}
+        eps = self.batch_endpoints(engine)
+        apis = {} if self.offline else {n: BatchAPI(n, c, c.resolve_keys()[0]) for n, c in eps.items()}
         try:
             for api in apis.values():
                 await api.check()
-            ctl = self.controller = Controller(engine, run_id, apis, poll=self.poll, max_attempts=self.max_attempts,
-                                               max_requests=self.max_requests, max_bytes=self.max_bytes)
+            ctl = self.controller = Controller(engine, run_id, set(eps), apis, poll=self.poll,
+                                               max_attempts=self.max_attempts, max_requests=self.max_requests,
+                                               max_bytes=self.max_bytes, file=self.file)
+            ctl.main = asyncio.current_task()
             view = _BatchEngine(engine, ctl)
 
             async def run_item(item: dict, ctx: "ItemContext") -> Any:
@@ -325,7 +354,18 @@ class BatchExecutor:
                                                            ctx.use_cache))
                 finally:
                     ctl.item_finished(ctx.item_id)
-            yield run_item
+            try:
+                yield run_item
+            except asyncio.CancelledError:
+                if not ctl.written:
+                    raise
+                me = asyncio.current_task()
+                if me is not None:
+                    me.uncancel()
+                raise BatchFileWritten(
+                    f"{ctl.written} request(s) written to {self.file}: run them offline (e.g. `vllm run-batch -i "
+                    f"{self.file} -o OUT.jsonl --model MODEL`), then `dialogforge batch import OUT.jsonl` and rerun "
+                    "this command to go one round further") from None
         finally:
             for api in apis.values():
                 await api.aclose()

@@ -124,3 +124,11 @@ def m004_batch_jobs(db: sqlite3.Connection) -> None:
                " prompt_tokens INTEGER NOT NULL DEFAULT 0, completion_tokens INTEGER NOT NULL DEFAULT 0,"
                " cost REAL NOT NULL DEFAULT 0, created_at REAL NOT NULL, updated_at REAL NOT NULL)")
     db.execute("CREATE INDEX batch_jobs_run ON batch_jobs (run_id)")
+
+
+@migration(5)
+def m005_offline_requests(db: sqlite3.Connection) -> None:
+    """Calls a --batch-file run wrote for an offline batch runner, and the answers `batch import` loaded."""
+    db.execute("CREATE TABLE offline_requests (run_id TEXT NOT NULL, custom_id TEXT NOT NULL, file TEXT NOT NULL,"
+               " response BLOB, created_at REAL NOT NULL, PRIMARY KEY (run_id, custom_id))")
+    db.execute("CREATE INDEX offline_requests_id ON offline_requests (custom_id)")
