@@ -148,10 +148,10 @@ class RayExecutor:
     async def _run_item(self, pool: _Pool, engine: "Engine", item: dict, ctx: "ItemContext") -> Any:
         from ray.exceptions import RayActorError
         last: Exception | None = None
-        for _ in range(self.max_item_attempts):
+        for attempt in range(self.max_item_attempts):
             i = min(range(len(pool.busy)), key=pool.busy.__getitem__)
             actor = pool.actors[i]
-            seed = item_seed(engine.store, ctx.run_id, ctx.item_id)
+            seed = item_seed(engine.store, ctx.run_id, ctx.item_id, again=attempt > 0)
             pool.busy[i] += 1
             try:
                 gen = actor.run.options(num_returns="streaming").remote(ctx.run_id, ctx.item_id, item, seed,

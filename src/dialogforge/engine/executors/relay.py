@@ -29,9 +29,11 @@ class Seed:
     memos: dict[str, Any] = field(default_factory=dict)
 
 
-def item_seed(store: RunStore, run_id: str, item_id: str) -> Seed:
-    """The item's answered calls and memos from the driver's store (queued rows committed first)."""
-    store.drain()
+def item_seed(store: RunStore, run_id: str, item_id: str, *, again: bool = False) -> Seed:
+    """The item's answered calls and memos from the driver's store. ``again``: the item ran before in this
+    invocation (its worker died), so its calls may still be queued: commit them first."""
+    if again:
+        store.drain()
     calls = {k: orjson.loads(r) for k, r in store.db.execute(
         "SELECT cache_key, response FROM calls WHERE run_id=? AND item_id=? AND response IS NOT NULL"
         " AND cache_key IS NOT NULL", (run_id, item_id))}
