@@ -112,11 +112,18 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt,
         store: Optional[Path] = StoreOpt,
+        batch: bool = BatchOpt,
+        batch_poll: float = BatchPollOpt,
+        batch_file: Optional[Path] = BatchFileOpt,
         quiet: bool = typer.Option(False, "--quiet", "-q"),
     ) -> None:
         """Run the persona quality checks over dialogues you already have."""
         from ..workflows.persona.qc import acheck
         engine = make_engine(config, base_url, model, api_key_env, store) if judge else None
+        if (batch or batch_file) and engine is None:
+            raise ConfigError("--batch and --batch-file go with --judge (the checks without it make no model calls)")
+        if engine is not None:
+            use_executor(engine, "local", batch=batch, batch_poll=batch_poll, batch_file=batch_file)
 
         async def main():
             try:
