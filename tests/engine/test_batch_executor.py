@@ -110,3 +110,23 @@ async def test_a_server_without_batches_is_refused_before_anything_runs(tmp_path
             await generate(eng, inp, tmp_path / "out.jsonl", progress=False)
         await eng.aclose()
         assert srv.count == 0
+
+
+async def test_a_round_over_the_provider_limits_is_split_into_several_jobs(tmp_path):
+    inp = write_prompts(tmp_path / "in.jsonl", 25)
+    async with FakeServer() as srv:
+        assert srv.batches is not None
+        srv.batches.max_requests = 10  # the provider refuses bigger files
+        eng = engine_for(srv, tmp_path / "s.sqlite", True, max_requests=10)
+        res = await generate(eng, inp, tmp_path / "out.jsonl", progress=False)
+        await eng.aclose()
+        assert (res.done, res.failed) == (25, 0)
+        assert srv.batches.created == 3 and srv.batches.stats()["by_status"] == {"completed": 3}
+    assert sorted(j["requests"] for j in jobs(eng.store, res.run_id)) == [5, 10, 10]
+    # and by bytes: each request line is ~150 bytes here
+    inp2 = write_prompts(tmp_path / "in2.jsonl", 6)
+    async with FakeServer() as srv:
+        eng = engine_for(srv, tmp_path / "s2.sqlite", True, max_bytes=400)
+        res = await generate(eng, inp2, tmp_path / "out2.jsonl", progress=False)
+        await eng.aclose()
+        assert res.done == 6 and srv.batches is not None and srv.batches.created == 3
