@@ -26,7 +26,8 @@ ContinueOpt = typer.Option(False, "--continue", help="Go on into outputs made wi
 StoreOpt = typer.Option(None, "--store", help="Run store (SQLite). Default: .dialogforge/store.sqlite or $DIALOGFORGE_HOME.")
 ExecutorOpt = typer.Option("local", "--executor", help="Where items run: local (default) or ray.")
 RayAddressOpt = typer.Option(None, "--ray-address",
-                             help="Ray cluster to run on (e.g. ray://head:10001, or auto); default: a local Ray instance.")
+                             help="Ray cluster to join from one of its nodes: auto, or the head's HOST:6379; "
+                                  "default: a local Ray instance.")
 RayWorkersOpt = typer.Option(None, "--ray-workers", help="Ray worker actors (default: one per CPU of the cluster).")
 
 
