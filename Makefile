@@ -11,7 +11,7 @@ TEST_STAMP  := $(VENV)/.installed-test
 
 SYSDEPS_STAMP := $(VENV)/.installed-sysdeps
 
-.PHONY: demo test install bench clean sysdeps
+.PHONY: demo test install bench clean sysdeps apt-test-deps
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -35,15 +35,21 @@ $(SYSDEPS_STAMP): | $(PY)
 sysdeps: $(SYSDEPS_STAMP)
 
 $(TEST_STAMP): $(EMBED_STAMP) $(SYSDEPS_STAMP)
-	$(PIP) install -q -e '.[test,embedded,ray]'
+	$(PIP) install -q -e '.[test,embedded,ray,annotate]'
 	touch $@
+
+# Debian packages the annotation tests use: chromium (driven by Playwright through its executable path;
+# Playwright's own browser download cannot work here) and postgresql (started by the tests in a temp dir).
+apt-test-deps:
+	@command -v chromium >/dev/null || (apt-get update && apt-get install -y chromium)
+	@ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 || (apt-get update && apt-get install -y postgresql)
 
 install: $(STAMP)
 
 demo: $(EMBED_STAMP) $(SYSDEPS_STAMP)
 	$(VENV)/bin/dialogforge demo
 
-test: $(TEST_STAMP)
+test: $(TEST_STAMP) apt-test-deps
 	$(PY) -m mypy
 	$(PY) -m pytest -q
 

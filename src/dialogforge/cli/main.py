@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from . import agent, batch, demo, formats, generate, persona, proactive, runs
+from . import agent, annotate, batch, demo, formats, generate, persona, proactive, runs
 
 app = typer.Typer(
     name="dialogforge",
@@ -14,7 +14,7 @@ app = typer.Typer(
 )
 
 # typer lists typer groups after plain commands; within each, in registration order
-for area in (persona, agent, proactive, formats, generate, batch, runs, demo):
+for area in (persona, agent, proactive, formats, generate, batch, runs, annotate, demo):
     area.register(app)
 
 if __name__ == "__main__":

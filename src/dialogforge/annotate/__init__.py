@@ -1,0 +1,1 @@
+"""The annotation server and the reward data made from its labels (`dialogforge annotate ...`)."""
