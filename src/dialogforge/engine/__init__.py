@@ -7,7 +7,7 @@ from typing import Any, Iterable
 
 from rich.console import Console
 
-from .backends import make_backend
+from .replicas import ReplicaSet
 from .client import LLM, Stats
 from .config import EMBEDDED_MODEL, Config, EndpointConfig, load_config, parse_config, with_overrides
 from .errors import (APIConnectionError, APIError, APIStatusError, ConfigError, DialogforgeError, InputError,
@@ -87,7 +87,8 @@ class Engine:
             if self._global is None:
                 self._global = Gate(self.config.concurrency)
             cfg = self.endpoint_config(role)
-            llm = LLM(name, cfg, make_backend(cfg), self.store, self._global, self.stats)
+            replicas = ReplicaSet.from_config(name, cfg, self._global.maximum)
+            llm = LLM(name, cfg, replicas, self.store, self._global, self.stats)
             self._llms[name] = llm
         return llm
 
@@ -97,19 +98,22 @@ class Engine:
 
     def same_endpoint(self, role_a: str, role_b: str) -> bool:
         a, b = self.endpoint_config(role_a), self.endpoint_config(role_b)
-        return (a.base_url, a.model, a.backend) == (b.base_url, b.model, b.backend)
+        return (a.replica_list(), a.model, a.backend) == (b.replica_list(), b.model, b.backend)
 
     async def preflight(self, roles: Iterable[str]) -> None:
         """Check each remote endpoint once before a run: reachable, key accepted, model served.
 
         Raises one clear error instead of letting a thousand items fail."""
+        from rich.markup import escape
+
         from .preflight import check_endpoint
         seen = set()
         for role in roles:
             name = self.endpoint_name(role)
             if name not in seen:
                 seen.add(name)
-                await check_endpoint(self.llm(role))
+                for warning in await check_endpoint(self.llm(role)):
+                    self.console.print(f"[yellow]warning:[/] {escape(warning)}", highlight=False)
 
     # --- runs ---------------------------------------------------------------------------------
     async def run(self, *, name: str, items: Iterable[tuple[str, dict]], process: ProcessFn,
@@ -164,7 +168,7 @@ class Engine:
     async def aclose(self) -> None:
         self.store.drain()
         for llm in self._llms.values():
-            await llm.backend.aclose()
+            await llm.aclose()
         self._llms.clear()
         self._global = None
 

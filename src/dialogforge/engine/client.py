@@ -19,7 +19,8 @@ from . import structured
 from .backends import Backend
 from .config import EndpointConfig
 from .errors import APIError, RateLimitError, StructuredOutputError
-from .limits import AdaptiveLimiter, Gate, KeyPool, backoff_delay
+from .limits import AdaptiveLimiter, Gate, KeyPool, KeySlot, backoff_delay
+from .replicas import ReplicaSet
 from .store import RunStore
 from .types import ChatResponse
 
@@ -43,12 +44,13 @@ def cache_key(model: str, messages: list, params: dict, tools: Any, schema: Any,
 
 
 class LLM:
-    def __init__(self, name: str, cfg: EndpointConfig, backend: Backend, store: RunStore,
+    def __init__(self, name: str, cfg: EndpointConfig, replicas: ReplicaSet, store: RunStore,
                  global_limit: Gate, stats: Stats):
         self.name = name
         self.cfg = cfg
-        self.model = cfg.model or backend.name
-        self.backend = backend
+        self.replicas = replicas
+        self.backend: Backend = replicas.replicas[0].backend  # the first (or only) server's backend
+        self.model = cfg.model or self.backend.name
         self.store = store
         self.stats = stats
         self._global = global_limit
@@ -103,45 +105,27 @@ class LLM:
         body: dict[str, Any] = {"model": self.model, "messages": messages, **merged}
         if tools:
             body["tools"] = tools
-        request = orjson.dumps(body)
-        est = len(request) / 3 + (merged.get("max_tokens") or 256)
-        attempt = 0
+        call = _Call(body, orjson.dumps(body), run_id, item_id, purpose)
+        est = len(call.request) / 3 + (merged.get("max_tokens") or 256)
         delay = 0.0
         while True:
             if delay:
                 await asyncio.sleep(delay)
+            slot = None
             await self._global.acquire()
             await self.limiter.acquire()
-            slot = await self.keys.acquire(est)
-            t0 = time.perf_counter()
             try:
-                # the body goes already serialised too: it is needed for the log anyway
-                out = await self.backend.complete(body, api_key=slot.key, timeout=self.cfg.timeout, payload=request)
-                resp = ChatResponse.from_body(out, latency=time.perf_counter() - t0)
-            except (APIError, ValueError) as e:
-                latency = time.perf_counter() - t0
-                self.stats.errors += 1
-                err = e if isinstance(e, APIError) else APIError(str(e))
-                self.store.log_call(run_id=run_id, item_id=item_id, purpose=purpose, endpoint=self.name,
-                                    model=self.model, cache_key=None, request=request, response=None,
-                                    latency=latency, attempt=attempt, error=_redact(str(err), slot.key))
-                retryable = getattr(err, "retryable", False)
-                if isinstance(err, RateLimitError):
-                    self.limiter.backoff()
-                if not retryable or attempt >= self.cfg.max_retries:
-                    raise type(err)(_redact(str(err), slot.key), status=err.status, retry_after=err.retry_after) from None
-                delay = backoff_delay(attempt, err.retry_after)
-                if isinstance(err, RateLimitError):
-                    self.keys.cool_down(slot, delay)
-                attempt += 1
-                self.stats.retries += 1
-                continue
+                slot = await self.keys.acquire(est)
+                resp, replica = await self._send(call, slot.key)
+                break
+            except APIError as err:
+                delay = self._after_error(call, err, slot)
             finally:
                 self.limiter.release()
                 self._global.release()
-            break
         self.limiter.success()
         u = resp.usage
+        assert slot is not None
         self.keys.settle(slot, est, u.prompt_tokens + u.completion_tokens)
         cost = self._price.cost(u.prompt_tokens, u.completion_tokens) if self._price else 0.0
         st = self.stats
@@ -152,9 +136,70 @@ class LLM:
         resp.call_id = key
         self.store.log_call(
             run_id=run_id, item_id=item_id, purpose=purpose, endpoint=self.name, model=self.model, cache_key=key,
-            request=request, response=out, prompt_tokens=u.prompt_tokens, completion_tokens=u.completion_tokens,
-            latency=resp.latency, attempt=attempt, cost=cost)
+            request=call.request, response=call.response, prompt_tokens=u.prompt_tokens,
+            completion_tokens=u.completion_tokens, latency=resp.latency, attempt=call.attempt, cost=cost,
+            replica=replica)
         return resp
+
+    async def _send(self, call: "_Call", api_key: str | None) -> tuple[ChatResponse, str | None]:
+        """One attempt on one replica; errors are logged here and raised as APIError."""
+        reps = self.replicas
+        r = reps.pick(call.item_id)
+        await reps.acquire(r)
+        t0 = time.perf_counter()
+        try:
+            # the body goes already serialised too: it is needed for the log anyway
+            out = await reps.send(r, r.backend.complete(call.body, api_key=api_key, timeout=self.cfg.timeout,
+                                                        payload=call.request))
+            resp = ChatResponse.from_body(out, latency=time.perf_counter() - t0)
+        except (APIError, ValueError) as e:
+            err = e if isinstance(e, APIError) else APIError(str(e))
+            call.failover = reps.failed(r, err)
+            self.stats.errors += 1
+            self.store.log_call(run_id=call.run_id, item_id=call.item_id, purpose=call.purpose, endpoint=self.name,
+                                model=self.model, cache_key=None, request=call.request, response=None,
+                                latency=time.perf_counter() - t0, attempt=call.attempt,
+                                error=_redact(str(err), api_key), replica=r.url)
+            raise err from None
+        finally:
+            reps.release(r)
+        reps.succeeded(r)
+        call.response = out
+        return resp, r.url
+
+    def _after_error(self, call: "_Call", err: APIError, slot: KeySlot | None) -> float:
+        """Raise when the error is final; else the delay before the next attempt."""
+        key = slot.key if slot else None
+        if isinstance(err, RateLimitError):
+            self.limiter.backoff()
+        if not err.retryable or call.attempt >= self.cfg.max_retries:
+            raise type(err)(_redact(str(err), key), status=err.status, retry_after=err.retry_after) from None
+        # a replica in trouble: another one takes the retry at once
+        delay = 0.0 if call.failover else backoff_delay(call.attempt, err.retry_after)
+        if isinstance(err, RateLimitError) and slot is not None:
+            self.keys.cool_down(slot, delay)
+        call.attempt += 1
+        self.stats.retries += 1
+        return delay
+
+    async def aclose(self) -> None:
+        await self.replicas.aclose()
+
+
+class _Call:
+    """One logical call across its attempts."""
+
+    __slots__ = ("body", "request", "run_id", "item_id", "purpose", "attempt", "failover", "response")
+
+    def __init__(self, body: dict, request: bytes, run_id: str | None, item_id: str | None, purpose: str):
+        self.body = body
+        self.request = request
+        self.run_id = run_id
+        self.item_id = item_id
+        self.purpose = purpose
+        self.attempt = 0
+        self.failover = False
+        self.response: dict | None = None
 
 
 def _redact(text: str, key: str | None) -> str:

@@ -28,10 +28,10 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import ConfigDict, Field, PrivateAttr, ValidationError, field_validator, model_validator
+from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .errors import ConfigError
-from .sections import Loc, Strict, check_top_level, override, read_yaml_lines, validation_error
+from .sections import Loc, Strict, check_top_level, override, read_yaml_lines, validate
 
 EMBEDDED = "embedded"
 # what --model may name without --base-url: the embedded model itself
@@ -57,9 +57,20 @@ class Price(Strict):
         return (prompt_tokens * self.input_per_1m + completion_tokens * self.output_per_1m) / 1e6
 
 
+class ReplicaConfig(Strict):
+    """One server of an endpoint with several replicas of the same model."""
+
+    base_url: str
+    concurrency: int | None = Field(default=None, ge=1)  # this replica's in-flight limit (default: the endpoint's)
+
+
 class EndpointConfig(Strict):
     backend: str | None = None  # "openai", "embedded" or a plugin's name (entry point dialogforge.backends)
     base_url: str | None = None
+    # several servers of the same model: [url, {base_url: url, concurrency: 32}, ...] (instead of base_url)
+    replicas: list[ReplicaConfig] = Field(default_factory=list)
+    eject_after: int = Field(default=3, ge=1)  # consecutive failures that take a replica out of rotation
+    probe_after: float = Field(default=10.0, gt=0)  # seconds before an ejected replica is tried again
     model: str | None = None
     api_key_env: list[str] = Field(default_factory=list)
     key_names: list[str] = Field(default_factory=list)
@@ -87,6 +98,13 @@ class EndpointConfig(Strict):
             check_backend_name(v)
         return v
 
+    @field_validator("replicas", mode="before")
+    @classmethod
+    def _replica_urls(cls, v: Any) -> Any:
+        if isinstance(v, list):
+            return [{"base_url": r} if isinstance(r, str) else r for r in v]
+        return v
+
     @field_validator("api_key_env", "key_names", mode="before")
     @classmethod
     def _listify(cls, v: Any) -> Any:
@@ -96,13 +114,21 @@ class EndpointConfig(Strict):
 
     @model_validator(mode="after")
     def _infer_backend(self) -> "EndpointConfig":
+        if self.base_url and self.replicas:
+            raise ValueError("give base_url (one server) or replicas (several), not both")
         if self.backend is None:
-            self.backend = "openai" if self.base_url else EMBEDDED
-        if self.backend == "openai" and not self.base_url:
+            self.backend = "openai" if self.base_url or self.replicas else EMBEDDED
+        if self.backend == "openai" and not (self.base_url or self.replicas):
             raise ValueError("base_url is required for an OpenAI-compatible endpoint")
         if self.backend == "openai" and not self.model:
             raise ValueError("model is required for an OpenAI-compatible endpoint")
         return self
+
+    def replica_list(self) -> list[ReplicaConfig]:
+        """The servers of this endpoint: its replicas, or its one base_url (none for a backend without URL)."""
+        if self.replicas:
+            return list(self.replicas)
+        return [ReplicaConfig(base_url=self.base_url)] if self.base_url else []
 
     def key_env_names(self) -> list[str]:
         names = list(self.api_key_env)
@@ -192,10 +218,7 @@ def parse_config(data: dict[str, Any], source: str = "<dict>", lines: dict[Loc, 
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping")
     check_top_level(data, Config.model_fields, source=source, lines=lines)
-    try:
-        cfg = Config.model_validate(data)
-    except ValidationError as e:
-        raise validation_error(e, source=source, lines=lines, model=Config) from None
+    cfg = validate(Config, data, source=source, lines=lines)
     cfg.source = source
     cfg._lines = dict(lines or {})
     return cfg
@@ -235,6 +258,7 @@ def with_overrides(cfg: Config, *, base_url: str | None = None, model: str | Non
                               f"embedded model {EMBEDDED_MODEL} would answer in its place; pass --base-url URL "
                               f"(or --model {EMBEDDED_MODEL} to use the embedded model)")
         updates[pre + "base_url"] = base_url
+        updates[pre + "replicas"] = [] if base_url else None
         updates[pre + "backend"] = "openai" if base_url else None
         updates[pre + "model"] = model or ("default" if remote and not (ep and ep.model) else None)
         if api_key_env:

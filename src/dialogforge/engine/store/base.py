@@ -76,12 +76,12 @@ class StoreCore:
     def log_call(self, *, run_id: str | None, item_id: str | None, purpose: str, endpoint: str, model: str,
                  cache_key: str | None, request: bytes, response: dict | None, prompt_tokens: int = 0,
                  completion_tokens: int = 0, latency: float = 0.0, attempt: int = 0, error: str | None = None,
-                 cost: float = 0.0) -> None:
-        """Queue one call for the next group commit (see ``flush``)."""
+                 cost: float = 0.0, replica: str | None = None) -> None:
+        """Queue one call for the next group commit (see ``flush``). ``replica``: the server's base URL."""
         self._pending_calls.append(
             (run_id, item_id, purpose, endpoint, model, cache_key, request,
              orjson.dumps(response) if response is not None else None,
-             prompt_tokens, completion_tokens, latency, attempt, error, cost, time.time()))
+             prompt_tokens, completion_tokens, latency, attempt, error, cost, time.time(), replica))
         if response is not None and cache_key:
             self._pending_responses[cache_key] = response
         self._schedule()
@@ -100,7 +100,7 @@ class StoreCore:
 
     def calls(self, run_id: str, item_id: str | None = None) -> Iterator[dict[str, Any]]:
         q = ("SELECT id, item_id, purpose, endpoint, model, request, response, prompt_tokens, completion_tokens,"
-             " latency, attempt, error FROM calls WHERE run_id=?")
+             " latency, attempt, error, created_at, replica FROM calls WHERE run_id=?")
         args: tuple = (run_id,)
         if item_id is not None:
             q += " AND item_id=?"
@@ -108,7 +108,8 @@ class StoreCore:
         for r in self.db.execute(q + " ORDER BY id", args):
             yield {"id": r[0], "item_id": r[1], "purpose": r[2], "endpoint": r[3], "model": r[4],
                    "request": orjson.loads(r[5]) if r[5] else None, "response": orjson.loads(r[6]) if r[6] else None,
-                   "prompt_tokens": r[7], "completion_tokens": r[8], "latency": r[9], "attempt": r[10], "error": r[11]}
+                   "prompt_tokens": r[7], "completion_tokens": r[8], "latency": r[9], "attempt": r[10], "error": r[11],
+                   "created_at": r[12], "replica": r[13]}
 
     # --- memos: values an item recorded, replayed when it runs again ------------------------
     def memo(self, run_id: str, item_id: str, key: str, value: Any) -> Any:
@@ -166,8 +167,8 @@ class StoreCore:
             if calls:
                 db.executemany(
                     "INSERT INTO calls (run_id, item_id, purpose, endpoint, model, cache_key, request, response,"
-                    " prompt_tokens, completion_tokens, latency, attempt, error, cost, created_at)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", calls)
+                    " prompt_tokens, completion_tokens, latency, attempt, error, cost, created_at, replica)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", calls)
             if memos:
                 db.executemany("INSERT OR IGNORE INTO memos (run_id, item_id, key, value) VALUES (?,?,?,?)",
                                [(*k, orjson.dumps(v)) for k, v in memos.items()])

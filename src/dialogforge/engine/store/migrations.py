@@ -132,3 +132,9 @@ def m005_offline_requests(db: sqlite3.Connection) -> None:
     db.execute("CREATE TABLE offline_requests (run_id TEXT NOT NULL, custom_id TEXT NOT NULL, file TEXT NOT NULL,"
                " response BLOB, created_at REAL NOT NULL, PRIMARY KEY (run_id, custom_id))")
     db.execute("CREATE INDEX offline_requests_id ON offline_requests (custom_id)")
+
+
+@migration(6)
+def m006_call_replica(db: sqlite3.Connection) -> None:
+    """Which server of an endpoint answered each call (its base URL; NULL without one): replicas, #13."""
+    db.execute("ALTER TABLE calls ADD COLUMN replica TEXT")
