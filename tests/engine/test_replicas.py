@@ -35,7 +35,7 @@ def _server(tmp_path, name: str, latency: float) -> tuple[subprocess.Popen, str]
 
 
 async def test_three_replicas_one_killed_one_ten_times_slower(tmp_path):
-    servers = {name: _server(tmp_path, name, lat) for name, lat in (("fast", 0.02), ("slow", 0.2), ("doomed", 0.02))}
+    servers = {name: _server(tmp_path, name, lat) for name, lat in (("fast", 0.05), ("slow", 0.5), ("doomed", 0.05))}
     url = {name: u for name, (_, u) in servers.items()}
     try:
         eng = Engine.from_dict({"endpoints": {"vllm": {
