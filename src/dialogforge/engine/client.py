@@ -44,10 +44,12 @@ def cache_key(model: str, messages: list, params: dict, tools: Any, schema: Any,
 
 
 class LLM:
-    def __init__(self, name: str, cfg: EndpointConfig, replicas: ReplicaSet, store: RunStore,
+    def __init__(self, name: str, cfg: EndpointConfig, backend: "Backend | ReplicaSet", store: RunStore,
                  global_limit: Gate, stats: Stats):
         self.name = name
         self.cfg = cfg
+        # one backend, or the servers (replicas) of an endpoint, each with its own backend
+        replicas = backend if isinstance(backend, ReplicaSet) else ReplicaSet.one(backend)
         self.replicas = replicas
         self.backend: Backend = replicas.replicas[0].backend  # the first (or only) server's backend
         self.model = cfg.model or self.backend.name

@@ -75,6 +75,11 @@ class ReplicaSet:
             reps = [Replica(None, make_backend(cfg), limit)]
         return cls(reps, eject_after=cfg.eject_after, probe_after=cfg.probe_after, endpoint=name)
 
+    @classmethod
+    def one(cls, backend: "Backend") -> "ReplicaSet":
+        """A single server (the fast path: no routing, the endpoint's limiter is the limit)."""
+        return cls([Replica(None, backend, 1)])
+
     # --- routing ----------------------------------------------------------------------------------
     def pick(self, item_id: str | None) -> Replica:
         if self.single:
