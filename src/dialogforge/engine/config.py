@@ -217,7 +217,7 @@ class Config(Strict):
 def parse_config(data: dict[str, Any], source: str = "<dict>", lines: dict[Loc, int] | None = None) -> Config:
     if not isinstance(data, dict):
         raise ConfigError(f"invalid config {source}: the top level must be a mapping")
-    check_top_level(data, Config.model_fields, source=source, lines=lines)
+    check_top_level(data, [n for n, f in Config.model_fields.items() if not f.exclude], source=source, lines=lines)
     cfg = validate(Config, data, source=source, lines=lines)
     cfg.source = source
     cfg._lines = dict(lines or {})
