@@ -112,3 +112,28 @@ async def test_a_task_without_evaluation_fails_before_the_first_model_call(tmp_p
         assert not srv.requests
     assert str(e.value).startswith("task unscored-7: no eval_command or evaluator") and "\n" not in str(e.value)
     assert not (tmp_path / "out").exists()
+
+
+async def test_a_round_rerun_with_other_settings_is_refused_unless_continued(tmp_path):
+    from dialogforge.engine import RunChanged
+    tasks = [t for t in load_tasks(EXAMPLES / "tasks.jsonl") if t.id == "median-fix"]
+    async with FakeServer(responder=short_shell_responder) as srv:
+        engine = make_engine(srv, tmp_path)
+        async with engine:
+            await run_agent(engine, cfg(), tasks, tmp_path / "out", progress=False)
+            # concurrency and limits do not shape the outputs: the same run, nothing redone
+            same = await run_agent(engine, cfg(concurrency=1, limits={"step_limit": 9}), tasks, tmp_path / "out",
+                                   progress=False)
+            assert same.rounds[1].done == 0 and same.rounds[1].skipped == 1
+            with pytest.raises(RunChanged, match="temperature"):
+                await run_agent(engine, cfg(temperature=0.9), tasks, tmp_path / "out", progress=False)
+            changed = [Task(**{**tasks[0].to_dict(), "eval_command": "true"})]
+            with pytest.raises(RunChanged, match="tasks"):
+                await run_agent(engine, cfg(), changed, tmp_path / "out", progress=False)
+            with pytest.raises(RunChanged, match="environment.network"):
+                await run_agent(engine, cfg(environment={"network": True, "env": FAST_ENV}), tasks, tmp_path / "out",
+                                progress=False)
+            cont = await run_agent(engine, cfg(temperature=0.9), tasks, tmp_path / "out", progress=False,
+                                   continue_=True)
+            assert cont.rounds[1].done == 0
+        assert len(srv.requests) == 2  # one rollout's two calls, never repeated

@@ -74,6 +74,25 @@ def rollout_process(cfg: AgentConfig, tasks: list[Task], workers: int, price: An
     return process
 
 
+def run_identity(cfg: AgentConfig, tasks: list[Task]) -> dict[str, Any]:
+    """What shapes a round's outputs besides the roles' models and sampling parameters (the engine adds those):
+    the agent's own sampling and loop settings, the templates' text, the environment, and a hash of the tasks
+    (their evaluators and eval commands included). Not concurrency, limits, timeouts, URLs or keys: a rerun
+    into the same round with another identity is refused unless --continue."""
+    env = cfg.environment
+    options = {k: v for k, v in env.options.items() if "url" not in k.lower() and "key" not in k.lower()}
+    task_rows = sorted((t.to_dict() for t in tasks), key=lambda d: d["id"])
+    return {
+        "agent": cfg.model_dump(include={"action_mode", "submit_signal", "temperature", "max_tokens", "context",
+                                         "reward", "agent_role", "summary_role"}),
+        "templates": dict(agent_prompts(cfg).digests),
+        "environment": {"type": env.type, "image": env.image, "env": env.env, "network": env.network,
+                        "unsafe_local": env.unsafe_local, "options": options},
+        "tasks": hashlib.blake2b(json.dumps(task_rows, sort_keys=True, default=str).encode(),
+                                 digest_size=12).hexdigest(),
+    }
+
+
 def summarize(out_dir: str | Path, rounds: list[int]) -> dict:
     """Counts by status, successes and mean reward per round, read back from the index files."""
     out: dict[str, Any] = {}
@@ -128,10 +147,11 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
     if check:
         await engine.preflight({cfg.agent_role, cfg.summary_role})
     per_round = max(1, concurrency or cfg.concurrency)
+    identity = run_identity(cfg, tasks)
     runs = [engine.run(name=f"agent-round{r}", run_id=f"agent-{tag}-round{r}", items=items(r), process=process,
                        output=round_outputs(out_dir, r), concurrency=per_round, retry_failed=retry_failed,
                        total=repeats * len(tasks), progress=progress, check=False,
-                       roles=[cfg.agent_role, cfg.summary_role], continue_=continue_)
+                       roles=[cfg.agent_role, cfg.summary_role], identity=identity, continue_=continue_)
             for r in rounds]
     results = await asyncio.gather(*runs)
     res = AgentRunResult(out_dir=out_dir, rounds=dict(zip(rounds, results)))
