@@ -199,3 +199,16 @@ async def test_local_refuses_without_a_sandbox_and_runs_unconfined_when_told(tmp
         assert any("UNCONFINED" in r.getMessage() for r in caplog.records)
     finally:
         sandbox.probe.cache_clear()
+
+
+async def test_restoring_protected_files_does_not_follow_the_agents_symlinks(tmp_path):
+    ws = workspace(tmp_path)
+    (ws / "tests").mkdir()
+    (ws / "tests" / "check.sh").write_text("exit 0\n")
+    victim = tmp_path / "victim"
+    victim.mkdir()
+    # the agent swaps the protected folder for a link to a folder of the host (writable by dialogforge only)
+    traj = await run_script(tmp_path, [f"rm -rf tests && ln -s {victim} tests && ls -la"],
+                            eval_command="bash tests/check.sh", protected=["tests/check.sh"])
+    assert not (victim / "check.sh").exists()
+    assert traj["evaluation"]["success"] is True  # the restored real folder was checked

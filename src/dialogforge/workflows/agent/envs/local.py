@@ -94,6 +94,8 @@ class LocalEnvironment(Environment):
 
     @classmethod
     def check_task(cls, task: Task) -> str | None:
+        if cls.evaluate is not LocalEnvironment.evaluate:
+            return None  # a subclass evaluates its own way
         if not (task.eval_command or task.evaluator):
             return "no eval_command or evaluator: the local environment cannot score it"
         if task.evaluator and ":" not in task.evaluator:
@@ -212,6 +214,9 @@ class LocalEnvironment(Environment):
             src, dst = src_root / rel, self.workdir / rel
             if not src.exists():
                 raise EnvError(f"task {self.task.id}: protected path {rel!r} does not exist in the workspace")
+            if os.path.isabs(rel) or os.path.normpath(rel).split(os.sep)[0] == "..":
+                raise EnvError(f"task {self.task.id}: protected path {rel!r} leaves the work folder")
+            self._no_symlinked_parents(dst)
             if dst.is_dir() and not dst.is_symlink():
                 shutil.rmtree(dst)
             elif dst.exists() or dst.is_symlink():
@@ -223,6 +228,17 @@ class LocalEnvironment(Environment):
                 shutil.copy2(src, dst)
             if self.sandbox_uid is not None:
                 _chown_tree(dst, self.sandbox_uid)
+
+    def _no_symlinked_parents(self, dst: Path) -> None:
+        """The agent may have replaced a folder on the way to a protected path by a symlink (to /etc, say):
+        this process writes there with its own rights, so such a link is replaced by a real folder first."""
+        here = self.workdir
+        for part in dst.relative_to(self.workdir).parts[:-1]:
+            here = here / part
+            if here.is_symlink() or (here.exists() and not here.is_dir()):
+                here.unlink()
+            if not here.exists():
+                here.mkdir()
 
     async def evaluate(self) -> EvalResult:
         assert self.root is not None

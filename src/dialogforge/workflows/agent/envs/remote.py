@@ -15,16 +15,11 @@ import json
 
 import aiohttp
 
-from ..tasks import Task
 from .base import EnvError, EvalResult
 from .local import LocalEnvironment
 
 
 class RemoteEvalEnvironment(LocalEnvironment):
-    @classmethod
-    def check_task(cls, task: Task) -> str | None:
-        return None  # the service evaluates every task
-
     async def evaluate(self) -> EvalResult:
         opts = self.config.options
         url = opts.get("url")
