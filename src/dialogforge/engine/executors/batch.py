@@ -136,7 +136,9 @@ class Controller:
         self.rounds = 0
         self.failures: dict[str, int] = {}
         self.known: dict[str, Outcome] = {}  # batch id -> its outcome (downloaded once per session)
-        self.since = time.time() - 86400
+        # the provider's batches are listed back to the run's first start (a day, for a new run)
+        row = engine.store.db.execute("SELECT created_at FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        self.since = (row[0] if row else time.time()) - 86400
         self._check: asyncio.TimerHandle | None = None
         self._busy = False
         self.error: BaseException | None = None
@@ -266,9 +268,16 @@ class Controller:
         return answers, failed
 
     async def _settle(self, api: BatchAPI, ep: str, b: Any) -> Outcome:
+        seen = None
         while b.status not in TERMINAL:
             await asyncio.sleep(self.poll)
             b = await api.retrieve(b.id)
+            c = b.request_counts
+            now = (b.status, c.completed if c else 0, c.failed if c else 0)
+            if now != seen:  # a long wait shows where the job is
+                seen = now
+                self.engine.console.print(f"batch: {b.id} {b.status}: {now[1]}/{c.total if c else '?'} answered, "
+                                          f"{now[2]} failed", highlight=False, soft_wrap=True)
         out = Outcome() if b.status == "failed" else await api.outcome(b)
         if b.status == "failed":
             why = "; ".join(f"{e.code}: {e.message}" for e in (b.errors.data if b.errors else [])) or "failed"
