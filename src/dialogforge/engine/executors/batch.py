@@ -259,9 +259,8 @@ class Controller:
             if (b.metadata or {}).get("dialogforge_endpoint", ep) != ep:
                 continue
             if b.id not in self.known:
-                if b.status not in TERMINAL:
-                    self.engine.console.print(f"batch: adopting {b.id} ({b.status}) submitted earlier for this run",
-                                              highlight=False, soft_wrap=True)
+                self.engine.console.print(f"batch: adopting {b.id} ({b.status}), submitted earlier for this run",
+                                          highlight=False, soft_wrap=True)
                 self.known[b.id] = await self._settle(api, ep, b)
             answers.update(self.known[b.id].answers)
             failed.update(self.known[b.id].failures)
