@@ -213,3 +213,38 @@ def test_rerun_with_other_settings_is_refused_unless_continue(tmp_path, srv):
     r = cli("scenes", seeds, "-o", tmp_path / "scenes.jsonl", "-c", cfg, "--continue")
     assert r.exit_code == 0, r.output
     assert len(F.read_jsonl(tmp_path / "scenes.jsonl")) == 3  # the first scene kept, the other two made
+
+
+def test_trainset_names_a_bad_file_and_runs_the_others(tmp_path, srv):
+    cfg = F.write_config(srv.base_url, tmp_path)
+    F.marked_trace(tmp_path / "code_1.json", ["[good]"])
+    (tmp_path / "code_2.json").write_text(json.dumps([{"observation": {"time": "1", "event": ["not", "text"]}}]))
+    (tmp_path / "sim.jsonl").write_text(json.dumps({"id": "s1", "turns": [{"observation": {"event": "x"}}]}) + "\n")
+    r = cli("trainset", tmp_path / "code_1.json", tmp_path / "code_2.json", tmp_path / "sim.jsonl", "-o",
+            tmp_path / "train", "-c", cfg, "--to", "none")
+    out = " ".join(r.output.split())
+    assert r.exit_code == 1
+    assert "code_2.json: turn [0]: observation: field 'event' must be a string" in out
+    assert "sim.jsonl:1: field 'turns[0].observation' must hold time and event" in out
+    [s] = F.read_jsonl(tmp_path / "train" / "samples.jsonl")
+    assert s["trace"] == "code_1"
+
+
+def test_realdata_proactivebench_evaluates(realdata, tmp_path, srv):
+    pb = realdata / "proactivebench"
+    cfg = F.write_config(srv.base_url, tmp_path, concurrency=32)
+    r = cli("eval", "--predictions", pb / "test_data", "-o", tmp_path / "ev", "-c", cfg)
+    assert r.exit_code == 0, r.output
+    from dialogforge.workflows.proactive.data import load_trace
+    files = sorted((pb / "test_data").glob("*.json"))
+    turns = [t for f in files for t in load_trace(f)]
+    m = metrics(tmp_path / "ev" / "metrics.csv")
+    assert set(m) == {"coding", "writing", "all"}
+    a = m["all"]
+    assert int(a["turns"]) == len(turns) and int(a["failed"]) == 0
+    assert int(a["predictions"]) == sum(len(t.predictions) for t in turns)  # every candidate judged; [] -> one null
+    assert sum(int(a[k]) for k in ("TP", "FP", "TN", "FN")) == int(a["predictions"])
+    r = cli("eval", "--reward-items", pb / "reward_data" / "test_data.jsonl", "-o", tmp_path / "rm", "-c", cfg)
+    assert r.exit_code == 0, r.output
+    cats = {row["category"]: row for row in csv.DictReader((tmp_path / "rm" / "reward_categories.csv").open())}
+    assert set(cats) == {"CD", "FA", "MN", "CR"} and all(int(c["items"]) == 30 for c in cats.values())

@@ -5,6 +5,7 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
+from rich.markup import escape
 
 from .common import (BaseUrlOpt, ConfigOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors,
                      make_engine, print_result, run_async)
@@ -106,6 +107,8 @@ def register(app: typer.Typer) -> None:
         exports = tuple(x.strip() for x in to.split(",") if x.strip() and x.strip() != "none")
         res = _run(engine, lambda: make_trainset(engine, cfg, traces, out_dir, export_to=exports,
                                                  retry_failed=retry_failed, continue_=continue_, progress=not quiet))
+        for err in res.bad_files.values():
+            console.print(f"[red]left out[/] {escape(err)}", highlight=False, soft_wrap=True)
         print_result(res.run, "traces")
         n_samples = sum(1 for ln in res.samples.read_bytes().splitlines() if ln.strip()) if res.samples.exists() else 0
         n_dropped = sum(1 for ln in res.dropped.read_bytes().splitlines() if ln.strip()) if res.dropped.exists() else 0
@@ -114,7 +117,7 @@ def register(app: typer.Typer) -> None:
         for name, rep in res.exports.items():
             console.print(f"{name}: {rep.output} ({rep.written} written, {sum(rep.rejected.values())} rejected)",
                           highlight=False)
-        if res.run.failed:
+        if res.run.failed or res.bad_files:
             raise typer.Exit(1)
 
     @pa.command("eval")
@@ -144,7 +147,7 @@ def register(app: typer.Typer) -> None:
             res = _run(engine, lambda: evaluate(engine, cfg, list(traces or []), out_dir, predictions=predictions,
                                                 splits=splits, retry_failed=retry_failed, continue_=continue_, progress=not quiet))
         for f, err in res.bad_files.items():
-            console.print(f"[red]left out[/] {err}", highlight=False, soft_wrap=True)
+            console.print(f"[red]left out[/] {escape(err)}", highlight=False, soft_wrap=True)
         from rich.console import Console
         out = Console()
         if not out.is_terminal:

@@ -22,8 +22,8 @@ import orjson
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
-from dialogforge.engine.errors import InputError
-from dialogforge.engine.io import iter_lines
+from dialogforge.core.errors import InputError
+from dialogforge.core.rows import iter_lines
 
 NULL_TASKS = frozenset({"", "null", "none"})
 

@@ -18,7 +18,8 @@ from pathlib import Path
 from typing import Any
 
 from dialogforge.engine import APIError, Engine, ItemContext, Records, RunResult, StructuredOutputError
-from dialogforge.engine.errors import InputError
+from dialogforge.core.errors import InputError
+from dialogforge.core.rows import iter_lines
 
 from .calls import ask_agent, judge
 from .config import ProactiveConfig, run_identity
@@ -30,10 +31,10 @@ from .prompts import proactive_prompts
 EXPORTS = {"llamafactory": "sharegpt", "trl": "trl"}
 
 
-def load_traces(paths: list[Path]) -> list[tuple[str, list[Observation]]]:
+def load_traces(paths: list[Path], bad: dict[str, str]) -> list[tuple[str, list[Observation]]]:
     """Traces as (id, observations): our simulation JSONL (one trace a line) or ProactiveBench
-    test-trace JSON files (one trace a file); a folder means its *.json and *.jsonl files."""
-    import orjson
+    test-trace JSON files (one trace a file); a folder means its *.json and *.jsonl files.
+    A file that does not load goes into ``bad`` (file -> the error naming file, index and field)."""
     files: list[Path] = []
     for p in paths:
         if p.is_dir():
@@ -41,22 +42,34 @@ def load_traces(paths: list[Path]) -> list[tuple[str, list[Observation]]]:
         elif p.is_file():
             files.append(p)
         else:
-            raise InputError(f"input not found: {p}")
+            bad[str(p)] = f"input not found: {p}"
     out: list[tuple[str, list[Observation]]] = []
     for f in files:
-        if f.suffix == ".jsonl":
-            for n, line in enumerate(f.read_bytes().splitlines(), 1):
-                if not line.strip():
-                    continue
-                try:
-                    tr = orjson.loads(line)
-                    obs = [Observation.model_validate(t["observation"]) for t in tr["turns"]]
-                except Exception as e:  # noqa: BLE001 - one line naming the place
-                    raise InputError(f"{f}:{n}: not a simulation trace ({type(e).__name__}: {e})") from None
-                if obs:
-                    out.append((str(tr.get("id", f"{f.stem}:{n}")), obs))
-        else:
-            out.append((f.stem, [t.observation for t in load_trace(f)]))
+        try:
+            out += _simulation_traces(f) if f.suffix == ".jsonl" else [(f.stem, [t.observation for t in load_trace(f)])]
+        except InputError as e:
+            bad[str(f)] = str(e)
+    return out
+
+
+def _simulation_traces(f: Path) -> list[tuple[str, list[Observation]]]:
+    out = []
+    for line in iter_lines(f):
+        where = line.where(f)
+        rec = line.record
+        if rec is None:
+            raise InputError(f"{where}: {line.error}")
+        turns = rec.get("turns")
+        if not isinstance(turns, list):
+            raise InputError(f"{where}: missing field 'turns' (a simulation trace from `proactive simulate`)")
+        obs = []
+        for i, t in enumerate(turns):
+            o = t.get("observation") if isinstance(t, dict) else None
+            if not isinstance(o, dict) or not isinstance(o.get("event"), str) or "time" not in o:
+                raise InputError(f"{where}: field 'turns[{i}].observation' must hold time and event")
+            obs.append(Observation(time=str(o["time"]), event=o["event"]))
+        if obs:
+            out.append((str(rec.get("id", f"{f.stem}:{line.lineno}")), obs))
     return out
 
 
@@ -121,14 +134,16 @@ class TrainsetResult:
     samples: Path
     dropped: Path
     exports: dict[str, Any] = field(default_factory=dict)
+    bad_files: dict[str, str] = field(default_factory=dict)  # file -> why it was left out
 
 
 async def make_trainset(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out_dir: str | os.PathLike, *,
                         export_to: tuple[str, ...] = ("llamafactory", "trl"), retry_failed: bool = False,
                         progress: bool = True, continue_: bool = False) -> TrainsetResult:
-    traces = load_traces(inputs)
+    bad: dict[str, str] = {}
+    traces = load_traces(inputs, bad)
     if not traces:
-        raise InputError("no traces in " + ", ".join(map(str, inputs)))
+        raise InputError("no traces in " + ", ".join(map(str, inputs)) + "".join(f"; {e}" for e in bad.values()))
     out = Path(out_dir)
     outputs = {"samples": out / "samples.jsonl", "dropped": out / "dropped.jsonl"}
     prompts = proactive_prompts(cfg)
@@ -138,12 +153,13 @@ async def make_trainset(engine: Engine, cfg: ProactiveConfig, inputs: list[Path]
                            concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items), progress=progress,
                            roles=cfg.roles("agent", "reward"), continue_=continue_,
                            identity=run_identity(cfg, prompts, ("calls", "history", "trainset", "limits"), inputs))
-    result = TrainsetResult(res, outputs["samples"], outputs["dropped"])
+    result = TrainsetResult(res, outputs["samples"], outputs["dropped"], bad_files=bad)
     from dialogforge import formats
     for name in export_to:
         if name not in EXPORTS:
             raise InputError(f"unknown export {name!r} (choose from {', '.join(EXPORTS)})")
         if outputs["samples"].exists() and outputs["samples"].stat().st_size:
-            rep = formats.export(outputs["samples"], out / f"{name}.jsonl", EXPORTS[name])
+            # one assistant reply per sample: the target, trained on alone
+            rep = formats.export(outputs["samples"], out / f"{name}.jsonl", EXPORTS[name], train_on="last")
             result.exports[name] = rep
     return result
