@@ -218,3 +218,12 @@ async def test_requests_in_flight_on_an_ejected_replica_are_retried_elsewhere_at
     assert len(out) == 20 and all(r.text for r in out)
     assert took < 2.5, took  # nobody waited for the stuck replica's 5 s
     assert stuck.count > 2  # requests were in flight there when it was ejected
+
+
+def test_ray_workers_share_each_replicas_limit_too():
+    from dialogforge.engine.executors.ray_executor import share_config
+    cfg = parse_config({"endpoints": {"e": {"model": "m", "concurrency": 16, "replicas": [
+        {"base_url": "http://a/v1", "concurrency": 8}, "http://b/v1"]}}})
+    part = share_config(cfg, 2).endpoints["e"]
+    assert part.concurrency == 8 and [r.concurrency for r in part.replicas] == [4, None]
+    assert [r.base_url for r in part.replica_list()] == ["http://a/v1", "http://b/v1"]

@@ -34,13 +34,15 @@ def import_ray() -> Any:
 
 
 def share_config(config: "Config", n: int) -> "Config":
-    """The config one of ``n`` workers gets: every endpoint's concurrency, rpm and tpm divided by n."""
+    """The config one of ``n`` workers gets: every endpoint's (and replica's) concurrency, rpm and tpm divided by n."""
     def part(v: float | int | None, integer: bool) -> Any:
         if v is None:
             return None
         return max(1, math.ceil(v / n)) if integer else v / n
     endpoints = {name: ep.model_copy(update={"concurrency": part(ep.concurrency, True), "rpm": part(ep.rpm, False),
-                                             "tpm": part(ep.tpm, False)})
+                                             "tpm": part(ep.tpm, False),
+                                             "replicas": [r.model_copy(update={"concurrency": part(r.concurrency, True)})
+                                                          for r in ep.replicas]})
                  for name, ep in config.endpoints.items()}
     return config.model_copy(update={"endpoints": endpoints, "concurrency": part(config.concurrency, True)})
 
