@@ -1,5 +1,6 @@
 """A real browser (Debian's chromium driven by Playwright) logs in, annotates a trace with the keyboard, undoes an
-answer, edits another, and the export holds exactly what was clicked. Screenshots go to docs/."""
+answer, edits another, and the export holds exactly what was clicked. Screenshots: the test's tmp dir, or docs/ with
+DIALOGFORGE_SCREENSHOTS=docs."""
 from __future__ import annotations
 
 import json
@@ -17,6 +18,8 @@ from dialogforge.annotate.importer import import_files
 from dialogforge.annotate.project import Settings, open_project
 
 REPO = Path(__file__).resolve().parents[2]
+# The screenshots in docs/ are remade with DIALOGFORGE_SCREENSHOTS=docs; otherwise they go to the test's tmp dir.
+SHOTS_ENV = "DIALOGFORGE_SCREENSHOTS"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 pytestmark = pytest.mark.skipif(not os.path.exists(CHROMIUM), reason="chromium is not installed "
                                 "(make test installs it: apt-get install -y chromium)")
@@ -62,7 +65,9 @@ def test_browser_annotation_undo_edit_export(tmp_path):
         with sync_api.sync_playwright() as pw:
             browser = pw.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
             try:
-                _drive(browser, url, proj.new_admin_password, demo_id)
+                shots = REPO / "docs" if os.environ.get(SHOTS_ENV) == "docs" else tmp_path
+                _drive(browser, url, proj.new_admin_password, demo_id, shots)
+                assert (shots / "annotate-page.png").stat().st_size > 10_000
             finally:
                 browser.close()
     finally:
@@ -89,7 +94,7 @@ def test_browser_annotation_undo_edit_export(tmp_path):
     proj.close()
 
 
-def _drive(browser, url, admin_password, demo_id):
+def _drive(browser, url, admin_password, demo_id, shots: Path):
     # the admin invites an annotator from the admin page
     admin = browser.new_page(viewport={"width": 1280, "height": 900})
     admin.goto(url + "/login")
@@ -114,7 +119,7 @@ def _drive(browser, url, admin_password, demo_id):
     for idx in range(6):
         page.wait_for_url(f"{url}/t/{demo_id}/{idx}")
         if idx == 3:
-            page.screenshot(path=str(REPO / "docs" / "annotate-page.png"), full_page=True)
+            page.screenshot(path=str(shots / "annotate-page.png"), full_page=True)
         acc, reject, help_ = FIRST_PASS[idx]
         _keys(page, *[str(j + 1) for j in acc], *(["0"] if reject else []), "y" if help_ else "n", "Enter")
     page.wait_for_selector("text=Trace finished")
@@ -137,4 +142,4 @@ def _drive(browser, url, admin_password, demo_id):
 
     admin.goto(url + "/admin")
     assert admin.inner_text("#alpha") != "not yet defined"
-    admin.screenshot(path=str(REPO / "docs" / "annotate-admin.png"), full_page=True)
+    admin.screenshot(path=str(shots / "annotate-admin.png"), full_page=True)

@@ -6,6 +6,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from fastapi.staticfiles import StaticFiles
 from sqlalchemy import select
 from sqlalchemy.orm import Session as DBSession
+from starlette.concurrency import run_in_threadpool
 from starlette.middleware.trustedhost import TrustedHostMiddleware
 
 from . import admin, auth, db, work
@@ -43,6 +44,27 @@ def _set_cookie(request: Request, resp: Response, token: str) -> None:
                     max_age=int(p.settings.session_hours * 3600), path="/")
 
 
+def _try_login(p: Project, name: str, password: str, keys: list[str]) -> tuple[str, db.User | None, str | None]:
+    # Three short steps, so the slow hash is checked while no database lock is held.
+    with p.Session.begin() as s:
+        if auth.too_many_failures(s, keys, p.settings.login_window_s, p.settings.login_max):
+            return "limited", None, None
+        user = s.scalar(select(db.User).where(db.User.username == name))
+    ok = auth.verify_password(user.pw_hash if user else None, password)
+    with p.Session.begin() as s:
+        if not ok or user is None:
+            auth.record_failure(s, keys)
+            return "failed", None, None
+        return "ok", user, auth.new_session(s, p.secret, user.id, p.settings.session_hours)
+
+
+def _accept_invite(p: Project, token: str, password: str) -> str | None:
+    pw_hash = auth.hash_password(password)           # outside the transaction: no lock held while hashing
+    with p.Session.begin() as s:
+        user = auth.use_invite(s, p.secret, token, pw_hash)
+        return None if user is None else auth.new_session(s, p.secret, user.id, p.settings.session_hours)
+
+
 def _auth_routes(app: FastAPI) -> None:
     @app.get("/login", response_class=HTMLResponse)
     async def login_form(request: Request) -> Response:
@@ -51,19 +73,15 @@ def _auth_routes(app: FastAPI) -> None:
     @app.post("/login")
     async def login(request: Request) -> Response:
         form = await check_post(request, need_csrf=False)
-        p = project(request)
         name = str(form.get("username", "")).strip()
         keys = [f"user:{name.lower()}", f"ip:{client_ip(request)}"]
-        with p.Session.begin() as s:
-            if auth.too_many_failures(s, keys, p.settings.login_window_s, p.settings.login_max):
-                return page(request, "login.html", status=429, user=None,
-                            error="Too many failed log-ins. Wait a few minutes and try again.")
-            user = auth.login(s, name, str(form.get("password", "")))
-            if user is None:
-                auth.record_failure(s, keys)
-            else:
-                token = auth.new_session(s, p.secret, user.id, p.settings.session_hours)
-        if user is None:
+        # argon2 is slow on purpose: verify in a worker thread, never on the event loop every page shares
+        outcome, user, token = await run_in_threadpool(_try_login, project(request), name,
+                                                       str(form.get("password", "")), keys)
+        if outcome == "limited":
+            return page(request, "login.html", status=429, user=None,
+                        error="Too many failed log-ins. Wait a few minutes and try again.")
+        if user is None or token is None:
             return page(request, "login.html", status=401, user=None, error="Wrong user name or password.")
         resp = redirect("/admin" if user.is_admin else "/")
         _set_cookie(request, resp, token)
@@ -102,11 +120,9 @@ def _auth_routes(app: FastAPI) -> None:
         if problem:
             return page(request, "invite.html", status=400, user=None, name=pending.username, token=token,
                         error=problem)
-        with p.Session.begin() as s:
-            user = auth.use_invite(s, p.secret, token, pw)
-            if user is None:
-                return page(request, "error.html", status=404, user=None, message="This invitation is used or expired.")
-            session_token = auth.new_session(s, p.secret, user.id, p.settings.session_hours)
+        session_token = await run_in_threadpool(_accept_invite, p, token, pw)
+        if session_token is None:
+            return page(request, "error.html", status=404, user=None, message="This invitation is used or expired.")
         resp = redirect("/")
         _set_cookie(request, resp, session_token)
         return resp

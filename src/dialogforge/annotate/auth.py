@@ -94,8 +94,9 @@ def invite_user(s: DBSession, secret: bytes, token: str) -> db.User | None:
     return s.get(db.User, inv.user_id)
 
 
-def use_invite(s: DBSession, secret: bytes, token: str, password: str) -> db.User | None:
-    """Set the password and burn the invite, in the caller's transaction (a second use finds it used)."""
+def use_invite(s: DBSession, secret: bytes, token: str, pw_hash: str) -> db.User | None:
+    """Set the (already hashed) password and burn the invite, in the caller's transaction (a second use finds
+    it used)."""
     inv = s.get(db.Invite, token_hash(secret, token), with_for_update=True)
     if inv is None or inv.used_at is not None or inv.expires_at < db.now():
         return None
@@ -103,7 +104,7 @@ def use_invite(s: DBSession, secret: bytes, token: str, password: str) -> db.Use
     if user is None:
         return None
     inv.used_at = db.now()
-    user.pw_hash = hash_password(password)
+    user.pw_hash = pw_hash
     return user
 
 
@@ -123,9 +124,3 @@ def record_failure(s: DBSession, keys: list[str]) -> None:
     for key in keys:
         s.add(db.LoginFailure(key=key))
     s.execute(delete(db.LoginFailure).where(db.LoginFailure.at < db.now() - dt.timedelta(days=1)))
-
-
-def login(s: DBSession, username: str, password: str) -> db.User | None:
-    user = s.scalar(select(db.User).where(db.User.username == username))
-    ok = verify_password(user.pw_hash if user else None, password)
-    return user if ok and user is not None else None

@@ -193,13 +193,16 @@ def undo_last(s: DBSession, user_id: int, trace_id: int, st: Settings) -> int | 
 
 
 def progress(s: DBSession, user_id: int | None, st: Settings) -> dict[str, int]:
-    """Places done overall (and by this user) against traces x N."""
-    traces = s.scalar(select(func.count()).select_from(db.Trace)) or 0
-    done = s.scalar(select(func.count()).select_from(db.Slot).where(db.Slot.done_at.is_not(None))) or 0
-    out = {"traces": traces, "places": traces * st.annotators, "places_done": done}
+    """Places done overall (and by this user) against traces x N, in one query."""
+    done = db.Slot.done_at.is_not(None)
+    cols = [select(func.count()).select_from(db.Trace).scalar_subquery(),
+            select(func.count()).select_from(db.Slot).where(done).scalar_subquery(),
+            select(func.count()).select_from(db.Slot).where(done, db.Slot.user_id == (user_id or -1))
+            .scalar_subquery()]
+    traces, places_done, mine = s.execute(select(*cols)).one()
+    out = {"traces": traces or 0, "places": (traces or 0) * st.annotators, "places_done": places_done or 0}
     if user_id is not None:
-        out["mine_done"] = s.scalar(select(func.count()).select_from(db.Slot)
-                                    .where(db.Slot.user_id == user_id, db.Slot.done_at.is_not(None))) or 0
+        out["mine_done"] = mine or 0
     return out
 
 
