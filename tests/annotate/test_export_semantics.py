@@ -104,3 +104,38 @@ def test_split_by_trace_stratified_and_seeded():
         total = sum(1 for g in groups.values() for it in g if it["category"] == c)
         in_test = sum(1 for n in test for it in groups[n] if it["category"] == c)
         assert abs(in_test / total - 0.25) < 0.08, (c, in_test, total)
+
+
+def test_export_of_real_traces_has_the_real_reward_item_form(realdata, tmp_path):
+    """Real ProactiveBench traces in, three annotators, export: each row has the keys and value types of
+    reward_data/test_data.jsonl, and proactive's reward-item reader (the consumer) loads the file."""
+    import random
+
+    from dialogforge.workflows.proactive.data import load_reward_items
+    proj = open_project(tmp_path / "p", settings=Settings(annotators=3))
+    import_files(proj, sorted((realdata / "proactivebench" / "test_data").glob("code_1*.json"))[:2])
+    ids = _users(proj, ["a", "b", "c"])
+    rng = random.Random(3)
+    for name in "abc":
+        while (trace_id := work.assign(proj.Session, ids[name], proj.settings)) is not None:
+            with proj.Session.begin() as s:
+                for turn in work.asked_turns(s, trace_id):
+                    acc = [j for j in range(len(turn.candidates)) if rng.random() < 0.4]
+                    work.save_answer(s, ids[name], turn, work.Submitted(rng.random() < 0.5, acc,
+                                                                        bool(turn.candidates) and not acc),
+                                     proj.settings)
+    rep = export(proj.Session, tmp_path / "out", test_size=0.5, seed=1)
+    real = json.loads((realdata / "proactivebench" / "reward_data" / "test_data.jsonl").read_text().splitlines()[0])
+    rows = [json.loads(x) for part in ("train", "test")
+            for x in (tmp_path / "out" / f"{part}.jsonl").read_text().splitlines()]
+    assert rep.traces_used == 2 and len(rows) == sum(rep.items.values()) > 0
+    for row in rows:
+        assert list(row) == list(real)
+        assert all(set(o) == {"time", "event"} for o in row["obs"])
+        assert isinstance(row["valid"], bool) and isinstance(row["help_needed"], bool)
+        assert len(row["annotation"]) == 3 and row["category"] in (CD, FA, MN, CR)
+    assert len(load_reward_items(tmp_path / "out" / "train.jsonl")) == rep.split["train"]["items"]
+    train = {r["obs"][0]["event"] for r in rows[: rep.split["train"]["items"]]}
+    test = {r["obs"][0]["event"] for r in rows[rep.split["train"]["items"]:]}
+    assert train.isdisjoint(test)                         # whole traces on one side (first events differ by trace)
+    proj.close()
