@@ -7,8 +7,8 @@ from typing import Any, Optional
 import typer
 from rich.markup import escape
 
-from .common import (BaseUrlOpt, ConfigOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors,
-                     make_engine, print_result, run_async)
+from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ConfigOpt, ContinueOpt, KeyEnvOpt, ModelOpt,
+                     StoreOpt, console, friendly_errors, make_engine, print_result, run_async, use_executor)
 
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress display.")
 RetryOpt = typer.Option(False, "--retry-failed", help="Run only the items that failed before.")
@@ -133,6 +133,7 @@ def register(app: typer.Typer) -> None:
         concurrency: Optional[int] = JobsOpt, retry_failed: bool = RetryOpt, continue_: bool = ContinueOpt,
         config: Optional[Path] = ConfigOpt, base_url: Optional[str] = BaseUrlOpt, model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt, store: Optional[Path] = StoreOpt, quiet: bool = QuietOpt,
+        batch: bool = BatchOpt, batch_poll: float = BatchPollOpt, batch_file: Optional[Path] = BatchFileOpt,
     ) -> None:
         """Score a proactive agent (or given predictions, or the reward model) per split: CSV, table, HTML plot."""
         from ..engine.errors import InputError
@@ -140,6 +141,7 @@ def register(app: typer.Typer) -> None:
         if not traces and not splits and not reward_items:
             raise InputError("give test-trace files or folders, --splits, or --reward-items")
         engine, cfg = _setup(config, base_url, model, api_key_env, store, {"concurrency": concurrency})
+        use_executor(engine, "local", batch=batch, batch_poll=batch_poll, batch_file=batch_file)
         if reward_items:
             res = _run(engine, lambda: evaluate_reward(engine, cfg, reward_items, out_dir,
                                                        retry_failed=retry_failed, continue_=continue_, progress=not quiet))
