@@ -11,7 +11,7 @@ TEST_STAMP  := $(VENV)/.installed-test
 
 SYSDEPS_STAMP := $(VENV)/.installed-sysdeps
 
-.PHONY: demo test install bench clean sysdeps apt-test-deps
+.PHONY: demo test install bench clean sysdeps apt-test-deps check-frameworks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -58,3 +58,17 @@ bench: $(TEST_STAMP)
 
 clean:
 	rm -rf $(VENV) .dialogforge demo-output
+
+# Not part of `make test`: exports a corpus with every format and kind of row, then loads each file with
+# LLaMA-Factory 0.9.5's and TRL 0.24's own data code in a side environment (CPU torch; slow the first
+# time), compares rendered text and trained-token masks with scripts/check_frameworks/fixtures and runs
+# one training step in each. Result: build/check-frameworks/result.json (see docs/frameworks-check.md).
+FW_VENV ?= .venv-frameworks
+FW_OUT  ?= build/check-frameworks
+
+$(FW_VENV)/.installed: scripts/check_frameworks/install.sh
+	PYTHON=$(PYTHON) bash scripts/check_frameworks/install.sh $(FW_VENV)
+
+check-frameworks: $(EMBED_STAMP) $(FW_VENV)/.installed
+	$(PY) scripts/check_frameworks/corpus.py $(FW_OUT)
+	$(FW_VENV)/bin/python scripts/check_frameworks/load.py $(FW_OUT)

@@ -14,8 +14,11 @@ $PIP install 'trl==0.24.0' 'transformers==4.57.1' 'datasets==4.0.0' 'accelerate=
   'peft==0.18.1' 'tokenizers' 'gguf' 'sentencepiece' 'tiktoken' 'einops' 'fire' 'omegaconf' \
   'tyro<0.9.0' 'protobuf' 'safetensors' 'scipy' 'pandas' 'matplotlib' 'pyyaml' 'pydantic' 'jinja2' \
   'torchdata==0.11.0'
-# torchvision matches torch 2.13.0 exactly; --no-deps keeps pip from resolving torch again.
-$PIP install --no-deps 'torchvision==0.28.0' 'pillow'
+# No torchvision: its PyPI wheels link the CUDA torch libraries and, without them, fail at import
+# (an unconditional fake-op registration), which transformers would then trip over. LLaMA-Factory's data
+# and training code does not import it.
+$PIP install 'pillow'
+"$VENV/bin/python" -m pip uninstall -y -q torchvision 2>/dev/null || true
 # torchaudio is imported at module level by LLaMA-Factory; without its native extension it imports
 # in its documented no-extension mode, which is all the data code needs.
 $PIP install --no-deps 'torchaudio==2.11.0'

@@ -18,9 +18,11 @@ from typing import Any, Sequence
 import orjson
 
 from ..core.errors import InputError
+from ..core.records import MetaKey
+from ..core.records import meta as field
 from .jsonl import JsonlWriter, expand_inputs, iter_lines
 
-KEY_FIELDS = ("run", "round", "instance", "repeat", "sample_index", "purpose", "turn", "id")
+KEY_FIELDS: tuple[MetaKey, ...] = ("run", "round", "instance", "repeat", "sample_index", "purpose", "turn", "id")
 
 
 @dataclass
@@ -63,7 +65,7 @@ def run_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 def record_key(rec: dict[str, Any]) -> bytes:
     """Provenance + content; `source` (where we read it) is not part of the content."""
     body = {k: v for k, v in rec.items() if k != "source"}
-    prov = [rec.get(k) for k in KEY_FIELDS]
+    prov = [field(rec, k) for k in KEY_FIELDS]
     h = hashlib.blake2b(digest_size=16)
     h.update(orjson.dumps(prov, default=str))
     h.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=str))
@@ -97,7 +99,7 @@ def merge(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                         report.bad_lines.append(f"{path}:{line.lineno}: {line.error}")
                     continue
                 rec = line.record
-                if rec.get("run") is None:
+                if field(rec, "run") is None:
                     rec = {"run": run, **rec}
                 key = record_key(rec)
                 if key in seen:
@@ -106,5 +108,5 @@ def merge(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                 seen.add(key)
                 w.write({**rec, "source": {"file": str(path), "line": line.lineno}})
                 st.kept += 1
-                report.rounds[f"{rec.get('run')}/round {rec.get('round', '-')}"] += 1
+                report.rounds[f"{field(rec, 'run')}/round {field(rec, 'round', '-')}"] += 1
     return report

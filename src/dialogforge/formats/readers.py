@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 
+from ..core.records import meta as field
 from .conversation import (
     Conversation,
     ConversionError,
@@ -60,11 +61,11 @@ def read_record(rec: dict[str, Any]) -> Conversation:
 
 def metadata_of(rec: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in rec.items() if k not in CONTENT_KEYS}
-    judge = rec.get("judge")
+    judge = field(rec, "judge")
     if isinstance(judge, dict) and isinstance(judge.get("score"), (int, float)) and "score" not in rec:
         meta["score"] = judge["score"]
-    if "success" not in meta and isinstance(rec.get("passed"), bool):
-        meta["success"] = rec["passed"]
+    if "success" not in meta and isinstance(field(rec, "passed"), bool):
+        meta["success"] = field(rec, "passed")
     return meta
 
 
@@ -122,9 +123,9 @@ def _from_openai_preference(rec: dict) -> Conversation:
 
 
 def _label(conv: Conversation, rec: dict) -> None:
-    for key in ("label", "kto_tag"):
-        if isinstance(rec.get(key), bool):
-            conv.label = rec[key]
+    for value in (field(rec, "label"), rec.get("kto_tag")):  # kto_tag: LLaMA-Factory's column
+        if isinstance(value, bool):
+            conv.label = value
 
 
 # ---------------------------------------------------------------- ShareGPT

@@ -268,6 +268,12 @@ class LFRules:
             if not isinstance(hist, list) or not all(
                     isinstance(p, list) and len(p) == 2 and all(isinstance(x, str) for x in p) for p in hist):
                 probs.append(Problem("history", "history must be a list of [prompt, response] string pairs"))
+            else:
+                for i, (_, reply) in enumerate(hist):
+                    if not reply.strip():
+                        probs.append(Problem("empty_reply", f"history[{i}] has an empty response (LLaMA-Factory "
+                                                            "would train on the empty turn)"))
+                        break
         return probs + self._common(row)
 
 
