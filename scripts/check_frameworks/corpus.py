@@ -99,6 +99,9 @@ def pairs() -> list[dict]:
     good, bad = agent_rollout(0, 1.0), agent_rollout(1, 0.0)
     tool_last = {"id": "dates@pair", "messages": good[2]["messages"][:-1], "chosen": [good[2]["messages"][-1]],
                  "rejected": [bad[2]["messages"][-1]], "tools": TOOLS, "instance": "dates", "round": 0}
+    first_call = {"id": "dates@pair0", "messages": good[0]["messages"][:-1], "chosen": [good[0]["messages"][-1]],
+                  "rejected": [{"role": "assistant", "content": "The bug is probably somewhere in dates.py."}],
+                  "tools": TOOLS, "instance": "dates", "round": 0}
     plain = [{"id": f"p{i}", "prompt": [{"role": "system", "content": "Answer in one sentence."},
                                         {"role": "user", "content": q}],
               "chosen": [{"role": "assistant", "content": c}], "rejected": [{"role": "assistant", "content": r}]}
@@ -106,7 +109,7 @@ def pairs() -> list[dict]:
                  ("What does HTTP 404 mean?", "The server found nothing at that address.", "It means success."),
                  ("김치는 어떻게 발효되나요?", "유산균이 채소의 당을 젖산으로 바꾸며 발효돼요.", "발효되지 않아요."),
                  ("茶叶为什么要杀青？", "杀青用高温停止酶的活动，保留绿色和香气。", "为了让茶变黑。")])]
-    return [tool_last, *plain]
+    return [tool_last, first_call, *plain]
 
 
 def kto_rows() -> list[dict]:

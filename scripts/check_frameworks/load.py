@@ -52,16 +52,18 @@ def build_model(work: Path, gguf: str) -> Path:
 
 def spans(tok, ids: list[int], mask: list[int]) -> dict:
     """The row's text and the trained stretches of it, as text."""
+    def text(x: list[int]) -> str:
+        return tok.decode(x, clean_up_tokenization_spaces=False)
     trained, run = [], []
     for i, m in zip(ids, mask):
         if m:
             run.append(i)
         elif run:
-            trained.append(tok.decode(run))
+            trained.append(text(run))
             run = []
     if run:
-        trained.append(tok.decode(run))
-    return {"text": tok.decode(ids), "trained": trained}
+        trained.append(text(run))
+    return {"text": text(ids), "trained": trained}
 
 
 # ------------------------------------------------------------------------------------ LLaMA-Factory
@@ -125,6 +127,7 @@ def trl_trainer(e: dict, work: Path, model_dir: Path, path: Path):
     if e["task"] == "preference":
         cfg = DPOConfig(**common, max_length=4096, dataset_num_proc=None)
         return tok, ds, DPOTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok)
+    common["per_device_train_batch_size"] = 2  # KTO's KL term needs more than one row per batch
     cfg = KTOConfig(**common, max_length=4096, dataset_num_proc=None, desirable_weight=1.0, undesirable_weight=1.0)
     return tok, ds, KTOTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok)
 
@@ -148,7 +151,8 @@ def trl_rows(e: dict, tok, trainer) -> list[dict]:
 
 
 def trl_expected(tok, path: Path, task: str) -> list[str]:
-    """The chat template applied to each row as export wrote it (read with json, not datasets)."""
+    """The chat template applied to each row as export wrote it (read with json, not datasets); for
+    preference rows, to the prompt and the chosen reply."""
     texts = []
     for line in path.read_text(encoding="utf-8").splitlines():
         row = json.loads(line)
@@ -213,9 +217,11 @@ def run(out: Path, update: bool, train: bool) -> dict:
                 else:
                     tok, _, trainer = trl_trainer(e, work, model, exports / e["file"])
                     rows = trl_rows(e, tok, trainer)
-                    if e["task"] == "sft":
+                    if e["task"] in ("sft", "preference"):
                         for i, (r, want) in enumerate(zip(rows, trl_expected(tok, exports / e["file"], e["task"]))):
-                            if r["text"] != want:
+                            got = r["text"] if e["task"] == "sft" else r["chosen"]["text"]
+                            if not (got == want or got == want + tok.eos_token):  # DPO appends an EOS token
+                                entry["expected_text"], entry["got_text"] = want, got
                                 entry.setdefault("problems", []).append(
                                     f"trl row {i}: text differs from the template applied to the row as written")
                                 break

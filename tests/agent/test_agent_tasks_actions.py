@@ -58,7 +58,7 @@ def test_task_errors_name_file_line_and_field(tmp_path):
     with pytest.raises(InputError, match=r"bad.jsonl:2: missing required field 'problem_statement'"):
         load_tasks(p)
     p.write_text('{"id": "a", "problem_statement": "x"}\n{oops\n')
-    with pytest.raises(InputError, match=r"bad.jsonl:2: invalid JSON"):
+    with pytest.raises(InputError, match=r"bad.jsonl:2: not valid JSON"):
         load_tasks(p)
     p.write_text('{"id": "a", "problem_statement": "x"}\n{"id": "a", "problem_statement": "y"}\n')
     with pytest.raises(InputError, match=r"bad.jsonl:2: duplicate task id 'a' \(first at .*bad.jsonl:1\)"):

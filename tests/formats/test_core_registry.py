@@ -61,3 +61,16 @@ def test_help_lists_every_registered_format():
     text = " ".join(res.output.split())
     for name in FORMATS:
         assert name in text
+
+
+def test_record_schema_covers_what_the_formats_read_and_the_writers_write():
+    from typing import get_args
+    from dialogforge.core.records import FOREIGN_META, RECORDS, MetaKey, PersonaDialogue
+    from dialogforge.workflows.persona.records import build_record
+    declared = set().union(*(r.__annotations__ for r in RECORDS))
+    assert set(get_args(MetaKey)) - FOREIGN_META <= declared  # a renamed record field fails here (and in mypy)
+    rec = build_record(dialogue_id="x", messages=[{"role": "user", "content": "q"}, {"role": "assistant",
+                                                                                      "content": "a"}],
+                       system=None, persona=None, seed=None, judge=None, checks={}, extra={"language": "en"})
+    assert set(rec) <= set(PersonaDialogue.__annotations__)
+    assert PersonaDialogue.__required_keys__ <= set(rec)

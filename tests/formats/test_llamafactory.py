@@ -207,3 +207,26 @@ def test_declared_column_missing_and_column_type_drift(tmp_path: Path):
     r = validate(path, "sharegpt", dataset_info=info, dataset="d")
     assert r.file_problems and "tools" in r.file_problems[0]
     assert r.by_reason == {"column_type": 1} and r.bad[0].index == 1
+
+
+def test_alpaca_refuses_an_empty_reply_in_history(tmp_path: Path):
+    rec = persona_dialogue(0)
+    rec["messages"][1]["content"] = ""
+    r = export(write_jsonl(tmp_path / "in.jsonl", [rec]), tmp_path / "a.jsonl", "alpaca")
+    assert r.written == 0 and r.rejected == {"empty_reply": 1}
+    bad = {"instruction": "q2", "input": "", "output": "a2", "history": [["q1", ""]]}
+    v = validate(write_jsonl(tmp_path / "v.jsonl", [bad]), "alpaca")
+    assert v.by_reason == {"empty_reply": 1}
+
+
+def test_per_turn_rows_tell_llamafactory_to_mask_history(mixed_input: Path, tmp_path: Path):
+    from typer.testing import CliRunner
+    from dialogforge.cli.main import app
+    out = tmp_path / "lf" / "agent.jsonl"
+    res = CliRunner().invoke(app, ["export", str(mixed_input), "-o", str(out), "--to", "sharegpt"],
+                             env={"COLUMNS": "200"})
+    assert res.exit_code == 0, res.output
+    assert "mask_history: true" in res.output
+    assert "mask_history: true" in (tmp_path / "lf" / "agent.README.md").read_text()
+    info = json.loads((tmp_path / "lf" / "dataset_info.json").read_text())
+    assert "mask_history: true" in info["agent"]["description"]

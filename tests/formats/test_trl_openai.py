@@ -92,6 +92,9 @@ TRL_BAD = [
     ({"messages": _msgs(("user", "q"))}, "no_assistant"),
     ({"messages": _msgs(("user", "q"), ("wizard", "a"))}, "role"),
     ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None}]}, "content_type"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                   {"role": "tool", "content": "x", "tool_call_id": "a"}, {"role": "assistant", "content": "ok"}]},
+     "content_null"),
     ({"messages": [{"role": "user", "content": "q"},
                    {"role": "assistant", "content": None, "tool_calls": [
                        {**CALL, "function": {"name": "bash", "arguments": '{"command": "ls"}'}}]},
@@ -110,6 +113,22 @@ TRL_BAD = [
     ({"prompt": _msgs(("user", "q")), "chosen": [], "rejected": _msgs(("assistant", "b"))}, "messages_type"),
     ({"messages": _msgs(("user", "q"), ("assistant", "a"), ("system", "late"), ("user", "q"), ("assistant", "b"))},
      "system_position"),
+    # issue 10: rows that load but train wrongly, or that TRL 0.24 refuses
+    ({"messages": _msgs(("user", "q"), ("assistant", "a"), ("user", "unanswered"))}, "role_order"),
+    ({"messages": _msgs(("assistant", "hello"), ("user", "q"), ("assistant", "a"))}, "role_order"),
+    ({"prompt": _msgs(("user", "q")), "completion": _msgs(("assistant", "a"), ("user", "q2"))}, "role_order"),
+    ({"prompt": _msgs(("user", "q"), ("assistant", "a")), "chosen": _msgs(("assistant", "b")),
+      "rejected": _msgs(("assistant", "c"))}, "prompt_end"),
+    ({"prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                 {"role": "tool", "content": "x", "tool_call_id": "a"}],
+      "chosen": _msgs(("assistant", "b")), "rejected": _msgs(("assistant", "c"))}, "prompt_end"),
+    ({"prompt": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [CALL]},
+                 {"role": "tool", "content": "x", "tool_call_id": "a"}],
+      "completion": _msgs(("assistant", "b")), "label": True}, "prompt_end"),
+    ({"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": None, "tool_calls": [
+        {"id": "a", "type": "function", "function": {"name": "bash", "arguments": '{"command": "ls"}'}}]},
+                   {"role": "tool", "content": "x", "tool_call_id": "a"}, {"role": "assistant", "content": "ok"}]},
+     "tool_args"),
 ]
 
 
@@ -160,3 +179,71 @@ def test_trl_prompt_completion_round_trip(tmp_path: Path):
     c = tmp_path / "c.jsonl"
     export(src, c, "trl", train_on="all")
     assert read_jsonl(b) == read_jsonl(c)
+
+
+def _call_row(args: dict) -> dict:
+    call = {"id": "a", "type": "function", "function": {"name": "bash", "arguments": args}}
+    return {"messages": [{"role": "user", "content": "q"}, {"role": "assistant", "content": "",
+                                                             "tool_calls": [call]},
+                         {"role": "tool", "content": "x", "tool_call_id": "a"}, {"role": "assistant", "content": "ok"}]}
+
+
+def test_validate_catches_argument_types_that_change_between_rows(tmp_path: Path):
+    path = write_jsonl(tmp_path / "t.jsonl", [_call_row({"command": "ls", "timeout": 30}),
+                                              _call_row({"command": "ls", "timeout": "30"}),
+                                              _call_row({"command": "ls", "opts": {"depth": [1, "two"]}})])
+    r = validate(path, "trl")
+    assert r.valid == 1 and [b.index for b in r.bad] == [1, 2]
+    assert r.by_reason == {"arg_types": 2}
+    assert "'timeout' is string here but number in messages[1]" in r.bad[0].reasons[0]
+
+
+def test_export_coerces_arguments_to_the_tool_schema_and_refuses_rows_that_stay_mixed(tmp_path: Path):
+    tool = {"type": "function", "function": {"name": "bash", "parameters": {"type": "object", "properties": {
+        "command": {"type": "string"}, "timeout": {"type": "integer"}, "verbose": {"type": "boolean"}}}}}
+    rows = []
+    for i, args in enumerate([{"command": "ls", "timeout": 30}, {"command": "ls", "timeout": "45", "verbose": "true"},
+                              {"command": 7, "timeout": 5}, {"command": "ls", "depth": 2},
+                              {"command": "ls", "depth": "deep"}]):
+        rec = agent_sample(i)
+        rec["tools"] = [tool]
+        rec["messages"][2]["tool_calls"] = [{"id": f"c{i}", "type": "function",
+                                             "function": {"name": "bash", "arguments": json.dumps(args)}}]
+        rec["messages"][3:-1] = [{"role": "tool", "tool_call_id": f"c{i}", "content": "ok"}]
+        rows.append(rec)
+    out = tmp_path / "trl.jsonl"
+    r = export(write_jsonl(tmp_path / "in.jsonl", rows), out, "trl", train_on="all")
+    written = [row["messages"][2]["tool_calls"][0]["function"]["arguments"] for row in read_jsonl(out)]
+    assert written == [{"command": "ls", "timeout": 30}, {"command": "ls", "timeout": 45, "verbose": True},
+                       {"command": "7", "timeout": 5}, {"command": "ls", "depth": 2}]
+    assert r.rejected == {"arg_types": 1}  # `depth` has no schema type: 2 then "deep" cannot share a column
+    assert r.notes["tool-call argument values converted to their schema's type"] == 3
+    assert validate(out, "trl").ok
+
+
+def test_train_on_last_per_format(tmp_path: Path):
+    src = write_jsonl(tmp_path / "in.jsonl", [agent_sample(0)])
+    r = export(src, tmp_path / "o.jsonl", "openai")
+    assert r.train_on == "last"
+    msgs = read_jsonl(tmp_path / "o.jsonl")[0]["messages"]
+    assert [m.get("weight") for m in msgs if m["role"] == "assistant"] == [0, None]
+    assert validate(tmp_path / "o.jsonl", "openai").ok
+    r = export(src, tmp_path / "t.jsonl", "trl")
+    row = read_jsonl(tmp_path / "t.jsonl")[0]
+    assert set(row) == {"prompt", "completion", "tools"} and row["completion"][0]["role"] == "assistant"
+    assert "completion (the last reply) only" in r.trainer_note
+    readme = (tmp_path / "t.README.md").read_text()
+    assert "last assistant reply" in readme and "--train-on last" in readme
+    r = export(src, tmp_path / "w.jsonl", "trl", train_on="all")
+    assert set(read_jsonl(tmp_path / "w.jsonl")[0]) == {"messages", "tools"}
+
+
+def test_format_error_replies_are_not_sft_targets_by_default(tmp_path: Path):
+    from dialogforge.formats import Selection
+    bad = agent_sample(1)
+    bad["format_error"] = True
+    src = write_jsonl(tmp_path / "in.jsonl", [agent_sample(0), bad])
+    r = export(src, tmp_path / "a.jsonl", "trl")
+    assert r.written == 1 and list(r.skipped.values()) == [1] and "format error" in next(iter(r.skipped))
+    r = export(src, tmp_path / "b.jsonl", "trl", selection=Selection(keep_format_errors=True))
+    assert r.written == 2 and not r.skipped

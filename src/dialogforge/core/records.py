@@ -5,14 +5,8 @@ build with them (mypy then refuses an unknown or misspelt key), and readers of m
 `meta(record, key)`, whose key must be one of `MetaKey` (a misspelt key fails type checking; a test
 keeps `MetaKey` inside the records' declared fields).
 """
-from __future__ import annotations
 
-from typing import Any, Literal, Mapping, TypedDict
-
-try:
-    from typing import NotRequired, Required
-except ImportError:  # Python < 3.11
-    from typing_extensions import NotRequired, Required  # type: ignore[assignment]
+from typing import Any, Literal, Mapping, NotRequired, Required, TypedDict
 
 
 class ToolCallFunction(TypedDict):
@@ -49,8 +43,10 @@ class PersonaDialogue(TypedDict):
     passed: bool
     filter_reasons: list[str]
     created_at: str
-    meta: NotRequired[dict[str, Any]]
-    repair: NotRequired[dict[str, Any]]
+    language: NotRequired[str | None]  # persona run: the persona's answer language
+    cleanup: NotRequired[list[dict[str, Any]]]  # persona run: what clean-up changed per turn
+    meta: NotRequired[dict[str, Any]]  # persona check: the input row's other fields
+    repair: NotRequired[dict[str, Any]]  # persona check --repair: what was changed
 
 
 class AgentSample(TypedDict):

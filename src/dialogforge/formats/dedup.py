@@ -22,7 +22,7 @@ from typing import Any
 import orjson
 
 from ..core.errors import InputError
-from ..core.records import meta as field
+from ..core.records import meta as metafield
 from .conversation import Conversation, ConversionError
 from .jsonl import JsonlWriter, iter_lines
 from .readers import read_record
@@ -74,7 +74,7 @@ class DedupReport:
 def _quality(meta: dict[str, Any]) -> tuple[float, float]:
     def num(v: Any) -> float:
         return float(v) if isinstance(v, (int, float)) and not isinstance(v, bool) else float("-inf")
-    return num(field(meta, "score")), num(field(meta, "reward"))
+    return num(metafield(meta, "score")), num(metafield(meta, "reward"))
 
 
 def dedup(input: str | os.PathLike, output: str | os.PathLike, *, exact: bool = True, near: bool = True,

@@ -19,7 +19,7 @@ import orjson
 
 from ..core.errors import InputError
 from ..core.records import MetaKey
-from ..core.records import meta as field
+from ..core.records import meta as metafield
 from .jsonl import JsonlWriter, expand_inputs, iter_lines
 
 KEY_FIELDS: tuple[MetaKey, ...] = ("run", "round", "instance", "repeat", "sample_index", "purpose", "turn", "id")
@@ -65,7 +65,7 @@ def run_names(paths: Sequence[str | os.PathLike]) -> list[str]:
 def record_key(rec: dict[str, Any]) -> bytes:
     """Provenance + content; `source` (where we read it) is not part of the content."""
     body = {k: v for k, v in rec.items() if k != "source"}
-    prov = [field(rec, k) for k in KEY_FIELDS]
+    prov = [metafield(rec, k) for k in KEY_FIELDS]
     h = hashlib.blake2b(digest_size=16)
     h.update(orjson.dumps(prov, default=str))
     h.update(orjson.dumps(body, option=orjson.OPT_SORT_KEYS, default=str))
@@ -99,7 +99,7 @@ def merge(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                         report.bad_lines.append(f"{path}:{line.lineno}: {line.error}")
                     continue
                 rec = line.record
-                if field(rec, "run") is None:
+                if metafield(rec, "run") is None:
                     rec = {"run": run, **rec}
                 key = record_key(rec)
                 if key in seen:
@@ -108,5 +108,5 @@ def merge(inputs: Sequence[str | os.PathLike], output: str | os.PathLike, *,
                 seen.add(key)
                 w.write({**rec, "source": {"file": str(path), "line": line.lineno}})
                 st.kept += 1
-                report.rounds[f"{field(rec, 'run')}/round {field(rec, 'round', '-')}"] += 1
+                report.rounds[f"{metafield(rec, 'run')}/round {metafield(rec, 'round', '-')}"] += 1
     return report

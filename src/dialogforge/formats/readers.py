@@ -17,7 +17,7 @@ from typing import Any
 
 import orjson
 
-from ..core.records import meta as field
+from ..core.records import meta as metafield
 from .conversation import (
     Conversation,
     ConversionError,
@@ -61,11 +61,11 @@ def read_record(rec: dict[str, Any]) -> Conversation:
 
 def metadata_of(rec: dict[str, Any]) -> dict[str, Any]:
     meta = {k: v for k, v in rec.items() if k not in CONTENT_KEYS}
-    judge = field(rec, "judge")
+    judge = metafield(rec, "judge")
     if isinstance(judge, dict) and isinstance(judge.get("score"), (int, float)) and "score" not in rec:
         meta["score"] = judge["score"]
-    if "success" not in meta and isinstance(field(rec, "passed"), bool):
-        meta["success"] = field(rec, "passed")
+    if "success" not in meta and isinstance(metafield(rec, "passed"), bool):
+        meta["success"] = metafield(rec, "passed")
     return meta
 
 
@@ -123,7 +123,7 @@ def _from_openai_preference(rec: dict) -> Conversation:
 
 
 def _label(conv: Conversation, rec: dict) -> None:
-    for value in (field(rec, "label"), rec.get("kto_tag")):  # kto_tag: LLaMA-Factory's column
+    for value in (metafield(rec, "label"), rec.get("kto_tag")):  # kto_tag: LLaMA-Factory's column
         if isinstance(value, bool):
             conv.label = value
 

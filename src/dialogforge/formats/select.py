@@ -4,7 +4,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterator
 
-from ..core.records import meta as field
+from ..core.records import meta as metafield
 from .conversation import Conversation
 
 
@@ -21,29 +21,29 @@ class Selection:
         """An agent sample whose reply (the row's target) held no valid action; such replies
         are left out of SFT targets unless kept (they stay in trajectories and in the
         history of later samples)."""
-        return field(conv.metadata, "format_error") is True and not self.keep_format_errors
+        return metafield(conv.metadata, "format_error") is True and not self.keep_format_errors
 
     def skip_reason(self, conv: Conversation) -> str | None:
         """Why this conversation is left out, or None to keep it."""
         meta = conv.metadata
-        purpose = field(meta, "purpose")
+        purpose = metafield(meta, "purpose")
         if not self.include_auxiliary and purpose not in (None, "main"):
             return f"auxiliary ({purpose})"
         if self.format_error(conv):
             return "format error (the reply held no valid action; --keep-format-errors keeps it)"
         if self.min_reward is not None:
-            r = field(meta, "reward")
+            r = metafield(meta, "reward")
             if not isinstance(r, (int, float)) or isinstance(r, bool):
                 return "no reward"
             if r < self.min_reward:
                 return "reward below minimum"
         if self.min_score is not None:
-            s = field(meta, "score")
+            s = metafield(meta, "score")
             if not isinstance(s, (int, float)) or isinstance(s, bool):
                 return "no judge score"
             if s < self.min_score:
                 return "score below minimum"
-        if self.only_success and field(meta, "success") is not True:
+        if self.only_success and metafield(meta, "success") is not True:
             return "not successful"
         return None
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import orjson
 
-from ..core.records import meta as field
+from ..core.records import meta as metafield
 from .conversation import ConversionError
 from .jsonl import iter_lines
 from .readers import read_record
@@ -86,10 +86,10 @@ def _num(v: Any) -> float | None:
 
 
 def _reasons(meta: dict[str, Any]) -> list[str]:
-    for v in (field(meta, "filter_reasons"), field(meta, "reasons")):
+    for v in (metafield(meta, "filter_reasons"), metafield(meta, "reasons")):
         if isinstance(v, list) and all(isinstance(x, str) for x in v):
             return list(v)
-    checks = field(meta, "checks")
+    checks = metafield(meta, "checks")
     if isinstance(checks, dict):
         return [name for name, r in checks.items() if isinstance(r, dict) and r.get("passed") is False]
     return []
@@ -119,18 +119,18 @@ def collect(path: str | os.PathLike, *, clusters: str | os.PathLike | None = Non
                 st.lengths[(m.role, min(seen[m.role], MAX_TURN))].add(len(m.content))
             seen[m.role] += 1
         st.turns[seen["assistant"]] += 1
-        if (s := _num(field(meta, "score"))) is not None:
+        if (s := _num(metafield(meta, "score"))) is not None:
             st.scores.add(s)
-        if (r := _num(field(meta, "reward"))) is not None:
+        if (r := _num(metafield(meta, "reward"))) is not None:
             st.rewards.add(r)
-        if isinstance(passed := field(meta, "passed"), bool):
+        if isinstance(passed := metafield(meta, "passed"), bool):
             st.passed["passed" if passed else "filtered out"] += 1
         st.reasons.update(_reasons(meta))
-        if (purpose := field(meta, "purpose")) is not None:
+        if (purpose := metafield(meta, "purpose")) is not None:
             st.purposes[str(purpose)] += 1
-        if isinstance(success := field(meta, "success"), bool):
+        if isinstance(success := metafield(meta, "success"), bool):
             st.success["success" if success else "failure"] += 1
-        if (round_ := field(meta, "round")) is not None:
+        if (round_ := metafield(meta, "round")) is not None:
             st.rounds[str(round_)] += 1
     if clusters:
         st.duplicates = _duplicates(clusters)

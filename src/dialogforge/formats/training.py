@@ -21,7 +21,7 @@ import os
 from pathlib import Path
 from typing import Iterable
 
-from ..core.records import meta as field
+from ..core.records import meta as metafield
 from ..core.rows import iter_lines
 from .conversation import Conversation, ConversionError
 from .readers import read_record
@@ -31,7 +31,7 @@ MASK_HISTORY = "mask_history: true"
 
 
 def is_per_turn(conv: Conversation) -> bool:
-    return field(conv.metadata, "sample_index") is not None or field(conv.metadata, "turn") is not None
+    return metafield(conv.metadata, "sample_index") is not None or metafield(conv.metadata, "turn") is not None
 
 
 def resolve_train_on(train_on: str, paths: Iterable[str | os.PathLike], *, per_turn_split: bool = False) -> str:

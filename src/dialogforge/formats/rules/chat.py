@@ -103,6 +103,9 @@ def check_messages(msgs: Any, where: str, *, target: str, tool_names: set[str] |
         if target == "trl" and "content" not in m:
             probs.append(Problem("message_keys", f"{at} has no content key"))
         has_calls = role == "assistant" and bool(m.get("tool_calls"))
+        if target == "trl" and "content" in m and content is None:
+            probs.append(Problem("content_null", f"{at} content is null; TRL 0.24 drops null values and may then "
+                                                 "take the row for plain text (write \"\" instead)"))
         if content is None and not has_calls:
             probs.append(Problem("content_type", f"{at} ({role}) has no content"))
         elif content is not None and not isinstance(content, (str, list)):

@@ -51,7 +51,11 @@ class TRLWriter(Writer):
         return "prompt-completion" if self.task == "sft" and self.train_on == "last" else self.task
 
     def _msgs(self, msgs: list[Message]) -> list[dict[str, Any]]:
-        return [message_to_openai(m, arguments_as_object=True) for m in msgs]
+        out = [message_to_openai(m, arguments_as_object=True) for m in msgs]
+        for d in out:  # TRL 0.24 drops null values (Arrow padding) before it asks is_conversational
+            if d["content"] is None:
+                d["content"] = ""
+        return out
 
     def _prompt(self, conv: Conversation, msgs: list[Message]) -> list[dict[str, Any]]:
         head = [{"role": "system", "content": conv.system}] if conv.system else []

@@ -11,6 +11,7 @@ from __future__ import annotations
 from dataclasses import asdict
 from typing import Any
 
+from ...core.records import AgentSample, Trajectory
 from .rollout import RolloutResult
 
 
@@ -18,32 +19,31 @@ def item_id(instance: str, repeat: int, round_: int) -> str:
     return f"{instance}@r{round_}#{repeat}"
 
 
-def sample_records(res: RolloutResult, *, item: str, repeat: int, round_: int, run: str) -> list[dict]:
+def sample_records(res: RolloutResult, *, item: str, repeat: int, round_: int, run: str) -> list[AgentSample]:
     out = []
     for c in res.calls:
-        rec: dict[str, Any] = {
+        rec: AgentSample = {
             "id": f"{item}/{c.index}",
             "messages": [*c.messages, c.response],
-        }
+            "instance": res.task.id, "repeat": repeat, "round": round_, "sample_index": c.index,
+            "step": c.step, "purpose": c.purpose, "reward": res.reward, "success": res.success,
+            "status": res.status, "run": run}
         if c.tools:
             rec["tools"] = c.tools
-        rec.update({"instance": res.task.id, "repeat": repeat, "round": round_, "sample_index": c.index,
-                    "step": c.step, "purpose": c.purpose, "reward": res.reward, "success": res.success,
-                    "status": res.status, "run": run})
         if c.purpose == "main":
             rec["format_error"] = c.format_error  # the reply held no valid action
         out.append(rec)
     return out
 
 
-def trajectory_record(res: RolloutResult, *, item: str, repeat: int, round_: int, run: str) -> dict:
+def trajectory_record(res: RolloutResult, *, item: str, repeat: int, round_: int, run: str) -> Trajectory:
     calls = []
     for c in res.calls:
         d = asdict(c)
         d["n_messages"] = len(d.pop("messages"))
         d.pop("tools")
         calls.append(d)
-    return {
+    return {  # observations, diff, timings, ...: declared in Trajectory as it grows
         "id": item, "instance": res.task.id, "repeat": repeat, "round": round_, "run": run,
         "status": res.status, "error": res.error, "reward": res.reward, "reward_rule": res.reward_rule,
         "success": res.success, "steps": res.steps, "history": res.history, "tools": res.tools,

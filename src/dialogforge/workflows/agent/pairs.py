@@ -18,6 +18,7 @@ from collections import defaultdict
 from pathlib import Path
 from typing import Any, Iterable, Iterator
 
+from ...core.records import PreferencePair
 from ...engine.errors import InputError
 from ...engine.io import iter_lines
 
@@ -73,7 +74,7 @@ def preference_pairs(samples_paths: Iterable[str | os.PathLike], *, min_margin: 
             if fingerprint in made:
                 continue
             made.add(fingerprint)
-            rec: dict[str, Any] = {
+            rec: PreferencePair = {
                 "id": f"{instance}@r{round_}#{ka[1]}>{kb[1]}/{sa['step']}",
                 "messages": sa["messages"][:-1], "chosen": [sa["messages"][-1]], "rejected": [sb["messages"][-1]],
                 "instance": instance, "round": round_, "step": sa["step"], "reward_chosen": a["reward"],

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Awaitable, Callable
 
+from ...core.rows import read_records
 from ...engine import Engine, ItemContext, Records, Shippable
 from ...engine.errors import ConfigError
 from .config import AgentConfig
@@ -98,7 +99,7 @@ def summarize(out_dir: str | Path, rounds: list[int]) -> dict:
     out: dict[str, Any] = {}
     for r in rounds:
         p = round_outputs(out_dir, r)["index"]
-        rows = [json.loads(line) for line in p.read_text().splitlines() if line.strip()] if p.exists() else []
+        rows = list(read_records(p, missing_ok=True))
         statuses: dict[str, int] = {}
         for row in rows:
             statuses[row["status"]] = statuses.get(row["status"], 0) + 1

@@ -13,6 +13,7 @@ from typing import Any, Iterator
 
 import jinja2
 
+from ...core.rows import iter_lines
 from ...engine.errors import ConfigError, InputError
 
 TASK_FIELDS = (
@@ -133,26 +134,14 @@ def map_record(record: dict, mapping: dict[str, str], *, where: str, base_dir: P
 
 
 def _records(path: Path) -> Iterator[tuple[str, Any]]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise InputError(f"{path}: tasks file not found") from None
-    stripped = text.lstrip()
-    if stripped.startswith("["):
-        try:
-            data = json.loads(text)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{e.lineno}: invalid JSON: {e.msg}") from None
-        for i, rec in enumerate(data):
-            yield f"{path}[{i}]", rec
-        return
-    for lineno, line in enumerate(text.splitlines(), 1):
-        if not line.strip():
-            continue
-        try:
-            yield f"{path}:{lineno}", json.loads(line)
-        except json.JSONDecodeError as e:
-            raise InputError(f"{path}:{lineno}: invalid JSON: {e.msg}") from None
+    """(where, row) of a JSON list or JSONL tasks file, through the one row reader."""
+    if not path.is_file():
+        raise InputError(f"{path}: tasks file not found")
+    for line in iter_lines(path):
+        where = line.where(path)
+        if line.record is None:
+            raise InputError(f"{where}: {line.error}")
+        yield where, line.record
 
 
 def load_tasks(path: str | Path, mapping: str | dict[str, str] | None = "default") -> list[Task]:

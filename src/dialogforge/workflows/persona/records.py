@@ -15,6 +15,8 @@ from __future__ import annotations
 from datetime import datetime, timezone
 from typing import Any, Sequence
 
+from dialogforge.core.records import ChatMessage, PersonaDialogue
+
 from .checks import decide
 from .text import char_count, paragraphs, word_count
 
@@ -37,10 +39,11 @@ def now_iso() -> str:
 
 def build_record(*, dialogue_id: str, messages: list[dict], system: str | None, persona: str | None,
                  seed: dict | None, judge: dict | None, checks: dict, extra: dict[str, Any] | None = None,
-                 advisory: Sequence[str] = ()) -> dict:
-    convo = [{"role": m["role"], "content": m["content"]} for m in messages if m.get("role") != "system"]
+                 advisory: Sequence[str] = ()) -> PersonaDialogue:
+    convo: list[ChatMessage] = [{"role": m["role"], "content": m["content"]} for m in messages
+                                if m.get("role") != "system"]
     passed, reasons = decide(checks, advisory)
-    rec = {
+    rec: PersonaDialogue = {
         "id": dialogue_id,
         "messages": convo,
         "system": system,
@@ -55,5 +58,5 @@ def build_record(*, dialogue_id: str, messages: list[dict], system: str | None, 
         "created_at": now_iso(),
     }
     if extra:
-        rec.update(extra)
+        rec.update(extra)  # type: ignore[typeddict-item,unused-ignore]  # language, cleanup, meta: in the schema
     return rec

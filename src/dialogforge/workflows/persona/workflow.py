@@ -17,6 +17,7 @@ from typing import Any
 import orjson
 from rich.console import Console
 
+from dialogforge.core.rows import iter_lines
 from dialogforge.engine import Engine, RunResult, Shippable
 from dialogforge.engine.errors import ConfigError
 
@@ -126,18 +127,11 @@ def read_ids(path: Path, limit_bytes: int | None = None) -> set[str]:
 
 
 def read_records(path: Path, ids: set[str] | None = None) -> list[dict]:
-    out: list[dict] = []
+    """The dialogues of a raw/filtered file (a torn last line is skipped: the runner cuts it off)."""
     if not path.exists():
-        return out
-    for line in path.read_bytes().splitlines():
-        if line.strip():
-            try:
-                r = orjson.loads(line)
-            except orjson.JSONDecodeError:
-                continue
-            if ids is None or str(r.get("id")) in ids:
-                out.append(r)
-    return out
+        return []
+    return [ln.record for ln in iter_lines(path)
+            if ln.record is not None and (ids is None or str(ln.record.get("id")) in ids)]
 
 
 async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine | None = None,
