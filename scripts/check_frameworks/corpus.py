@@ -141,7 +141,8 @@ EXPORTS = [
     ("trl_dialogues", "dialogues", "trl", "sft", {}, ["trl"]),
     ("trl_agent", "agent", "trl", "sft", {}, ["trl"]),
     ("trl_agent_all", "agent", "trl", "sft", {"train_on": "all"}, ["trl"]),
-    ("trl_pairs", "pairs", "trl", "preference", {}, ["trl"]),
+    ("trl_pairs", "pairs_plain", "trl", "preference", {}, ["trl"]),
+    ("trl_pairs_tools", "pairs_tools", "trl", "preference", {}, ["trl"]),
     ("trl_kto", "kto", "trl", "kto", {}, ["trl"]),
     ("openai_agent", "agent", "openai", "sft", {}, []),
 ]
@@ -157,6 +158,8 @@ def main(out: Path) -> None:
         "agent": write(src / "agent_samples.jsonl", agent_rollout(0, 1.0) + [format_error_sample()]
                        + mixed_args_sample()),
         "pairs": write(src / "pairs.jsonl", pairs()),
+        "pairs_plain": write(src / "pairs_plain.jsonl", [p for p in pairs() if "tools" not in p]),
+        "pairs_tools": write(src / "pairs_tools.jsonl", [p for p in pairs() if "tools" in p]),
         "kto": write(src / "kto.jsonl", kto_rows()),
     }
     from dialogforge.engine.backends.embedded import default_model_path

@@ -124,8 +124,10 @@ def trl_trainer(e: dict, work: Path, model_dir: Path, path: Path):
         conv = "messages" in ds.column_names
         cfg = SFTConfig(**common, max_length=4096, assistant_only_loss=conv, dataset_num_proc=None)
         return tok, ds, SFTTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok)
-    if e["task"] == "preference":
-        cfg = DPOConfig(**common, max_length=4096, dataset_num_proc=None)
+    if e["task"] == "preference":  # DPO renders the config's tools, not the rows' (what export's note says)
+        rows_tools = [json.loads(line).get("tools") for line in path.read_text(encoding="utf-8").splitlines()]
+        shared = rows_tools[0] if rows_tools and all(t == rows_tools[0] for t in rows_tools) else None
+        cfg = DPOConfig(**common, max_length=4096, dataset_num_proc=None, tools=shared)
         return tok, ds, DPOTrainer(model=model, args=cfg, train_dataset=ds, processing_class=tok)
     common["per_device_train_batch_size"] = 2  # KTO's KL term needs more than one row per batch
     cfg = KTOConfig(**common, max_length=4096, dataset_num_proc=None, desirable_weight=1.0, undesirable_weight=1.0)
@@ -232,7 +234,7 @@ def run(out: Path, update: bool, train: bool) -> dict:
                 entry["problems"] = [f"{type(ex).__name__}: {ex}".splitlines()[0][:300]]
                 entry["traceback"] = traceback.format_exc()[-2000:]
             entry["ok"] = not entry["problems"]
-            print(f"{'ok  ' if entry['ok'] else 'FAIL'} {lib:12} {e['file']:28} rows {entry['loaded']}/{e['written']}"
+            print(f"{'[ok]  ' if entry['ok'] else '[FAIL]'} {lib:12} {e['file']:28} rows {entry['loaded']}/{e['written']}"
                   + ("" if entry["ok"] else f"  {entry['problems'][0]}"), flush=True)
             result["files"].append(entry)
     if train:

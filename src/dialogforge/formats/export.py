@@ -135,6 +135,8 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
     finally:
         rej.close()
     report.notes.update(writer.notes)
+    if "tools" in writer.columns_seen:
+        report.trainer_note = trainer_note(target.family, task, targets, tools=True) or report.trainer_note
     if rej.used:
         report.rejects_path = str(rej.path)
     if spec.container != "disk" and report.written:  # LLaMA-Factory reads JSONL and Parquet files, not save_to_disk folders

@@ -53,8 +53,13 @@ def resolve_train_on(train_on: str, paths: Iterable[str | os.PathLike], *, per_t
     return "all"
 
 
-def trainer_note(family: str, task: str, train_on: str) -> str | None:
+def trainer_note(family: str, task: str, train_on: str, *, tools: bool = False) -> str | None:
     """The one setting the trainer needs for the targets to be right, or None."""
+    if family == "TRL" and tools and task == "preference":
+        return ("TRL 0.24's DPOTrainer renders the tools of DPOConfig(tools=[...]), not the rows' `tools` column: "
+                "pass the schemas there (one list for the whole file)")
+    if family == "TRL" and tools and task == "kto":
+        return "TRL 0.24's KTOTrainer renders no tool schemas; the rows' `tools` column is not used"
     if task != "sft":
         return None
     if family == "LLaMA-Factory":
