@@ -53,12 +53,13 @@ class _Calls:
         self.pending = len(ids)
 
 
-def _tools(value: Any, probs: list[Problem], *, text_ok: bool, list_ok: bool) -> set[str] | None:
+def _tools(value: Any, probs: list[Problem], *, text_ok: bool, list_ok: bool, why: str = "") -> set[str] | None:
     if value is None or value == "" or value == []:
         return None
     if isinstance(value, str):
         if not text_ok:
-            probs.append(Problem("tools_type", "tools must be a list of schemas, not JSON text"))
+            probs.append(Problem("tools_type", "tools must be a list of schemas, not JSON text" +
+                                 (f" ({why})" if why else "")))
             return None
         value, err = parse_json(value)
         if err:
@@ -178,6 +179,7 @@ class TRLRules:
     def __init__(self, task: str | None = None, spec: Any = None):
         self.task = task
         self.tool_prompts = getattr(spec, "tool_prompts", "refuse")
+        self.tools_as_text = getattr(spec, "tools_as_text", False)
         self.args = ArgKinds()  # argument types across the file
 
     def check(self, row: dict[str, Any]) -> list[Problem]:
@@ -189,7 +191,9 @@ class TRLRules:
         if self.task and shape != self.task:
             return [Problem("columns", f"row is a {shape} row, expected {self.task}")]
         probs: list[Problem] = []
-        names = _tools(row.get("tools"), probs, text_ok=True, list_ok=True)
+        names = _tools(row.get("tools"), probs, text_ok=self.tools_as_text, list_ok=True,
+                       why="TRL 0.24 hands the column to the chat template as it is; export --tools-as-text "
+                           "suits TRL after 0.24 only")
         if shape == "sft":
             msgs = row["messages"]
             probs += check_messages(msgs, "messages", target="trl", tool_names=names, args=self.args)

@@ -32,6 +32,7 @@ class TRLOptions:
     end with a tool result ("keep": TRL releases after 0.24 only)."""
 
     tool_prompts: str = "refuse"
+    tools_as_text: bool = False  # JSON text `tools` (TRL after 0.24 only; 0.24 passes the string to the template)
 
 
 class TRLWriter(Writer):
@@ -44,7 +45,7 @@ class TRLWriter(Writer):
         if tool_prompts not in TOOL_PROMPTS:
             raise ValueError(f"tool_prompts must be one of {', '.join(TOOL_PROMPTS)}, not {tool_prompts!r}")
         self.tools_as_list = tools_as_list
-        self.spec = TRLOptions(tool_prompts)
+        self.spec = TRLOptions(tool_prompts, tools_as_text=not tools_as_list)
 
     @property
     def row_task(self) -> str:
