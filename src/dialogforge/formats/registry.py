@@ -43,6 +43,7 @@ class FormatSpec:
 
 _W, _R = "dialogforge.formats.writers", "dialogforge.formats.rules"
 _SFT_PAIR_KTO = ("sft", "preference", "kto")
+_LF_TASK = f"{_R}.llamafactory:task_of"
 FORMATS: dict[str, FormatSpec] = {}
 
 
@@ -54,14 +55,14 @@ def register(spec: FormatSpec) -> FormatSpec:
 
 for _spec in (
     FormatSpec("sharegpt", "LLaMA-Factory", "ShareGPT conversations (from/value tags)", _SFT_PAIR_KTO,
-               f"{_W}.llamafactory:ShareGPTWriter", f"{_R}.llamafactory:sharegpt_rules", f"{_R}.llamafactory:task_of", llamafactory=True),
+               f"{_W}.llamafactory:ShareGPTWriter", f"{_R}.llamafactory:sharegpt_rules", _LF_TASK, llamafactory=True),
     FormatSpec("lf-openai", "LLaMA-Factory", "OpenAI-style messages read as ShareGPT (role/content)", _SFT_PAIR_KTO,
-               f"{_W}.llamafactory:LFOpenAIWriter", f"{_R}.llamafactory:lf_openai_rules", f"{_R}.llamafactory:task_of", llamafactory=True),
+               f"{_W}.llamafactory:LFOpenAIWriter", f"{_R}.llamafactory:lf_openai_rules", _LF_TASK, llamafactory=True),
     FormatSpec("alpaca", "LLaMA-Factory", "instruction/input/output with history pairs", _SFT_PAIR_KTO,
-               f"{_W}.llamafactory:AlpacaWriter", f"{_R}.llamafactory:alpaca_rules", f"{_R}.llamafactory:task_of", llamafactory=True),
+               f"{_W}.llamafactory:AlpacaWriter", f"{_R}.llamafactory:alpaca_rules", _LF_TASK, llamafactory=True),
     FormatSpec("trl", "TRL", "messages, prompt/completion, prompt/chosen/rejected, KTO label",
-               ("sft", "prompt-completion", "preference", "kto"), f"{_W}.chat:TRLWriter", f"{_R}.chat:TRLRules", f"{_R}.chat:trl_task",
-               writer_options=("tools_as_list", "tool_prompts")),
+               ("sft", "prompt-completion", "preference", "kto"), f"{_W}.chat:TRLWriter", f"{_R}.chat:TRLRules",
+               f"{_R}.chat:trl_task", writer_options=("tools_as_list", "tool_prompts")),
     FormatSpec("openai", "OpenAI", "fine-tuning files (chat, DPO)", ("sft", "preference"),
                f"{_W}.chat:OpenAIWriter", f"{_R}.chat:OpenAIRules", f"{_R}.chat:openai_task",
                extra_keys=False),
