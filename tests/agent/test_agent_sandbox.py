@@ -110,6 +110,30 @@ async def test_loopback_needs_network_true(tmp_path):
         assert rc == 0 and "connected" in out
 
 
+def _outward_ip() -> str:
+    import socket
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as s:
+        s.connect(("192.0.2.1", 9))  # no packet is sent: this only picks the outward interface
+        return s.getsockname()[0]
+
+
+async def test_network_true_is_loopback_only_and_host_shares_the_network(tmp_path):
+    ip = _outward_ip()
+    if ip.startswith("127."):
+        pytest.skip("no non-loopback address here")
+    async with FakeServer(host="0.0.0.0") as target:
+        port = urlsplit(target.base_url).port
+        get = ("python3 -c \"import urllib.request as u; "
+               "print('answered', u.urlopen('http://{}:%d/v1/chat/completions', timeout=5).status)\"" % port)
+        loop_only = await run_script(tmp_path / "a", [get.format("127.0.0.1"), get.format(ip)], env={"network": True})
+        host = await run_script(tmp_path / "b", [get.format(ip)], env={"network": "host"})
+    (_, via_loopback), (rc, outward) = outputs(loop_only)
+    assert "Connection refused" not in via_loopback and ("answered" in via_loopback or "HTTP Error" in via_loopback)
+    assert rc != 0 and ("unreachable" in outward.lower() or "refused" in outward.lower()), outward
+    (_, direct), = outputs(host)
+    assert "answered" in direct or "HTTP Error" in direct, direct
+
+
 async def test_a_fork_bomb_ends_and_the_run_stays_healthy(tmp_path):
     bomb = "bomb() { bomb | bomb & }; bomb; sleep 2; echo done"
     traj = await run_script(tmp_path, [bomb, "echo alive"], env={"limits": {"processes": 64}, "timeout": 15})

@@ -13,7 +13,7 @@ agent:
   limits: {step_limit: 20, token_limit: 200000, cost_limit: 1.0, wall_time_s: 900}
   context: {observation_max_chars: 6000, observation_summary_tokens: 1500,
             max_context_tokens: 24000, keep_recent_messages: 4}
-  environment: {type: local, timeout: 60, output_cap: 100000, network: false,
+  environment: {type: local, timeout: 60, output_cap: 100000, network: false,   # true: host loopback; host
                 limits: {cpu_s: 600, memory_mb: 1536, processes: 256, file_mb: 1024}}
   reward: {metric: speedup, tiers: [{min: 2.0, reward: 1.0}, {min: 1.2, reward: 0.5}],
            success_reward: 0.1, failure_reward: 0.0}
@@ -70,7 +70,8 @@ class SandboxLimits(Strict):
 
 class EnvironmentConfig(Strict):
     type: str = "local"  # local | docker | "package.module:Class"
-    network: bool = False  # local: share the host's network (default: none at all, not even the host's loopback)
+    # local: false = no network at all; true = the host's loopback servers only; "host" = the host's network
+    network: bool | Literal["host"] = False
     unsafe_local: bool = False  # local: run unconfined when the sandbox cannot start (or at all)
     limits: SandboxLimits = Field(default_factory=SandboxLimits)
     hide: list[str] = Field(default_factory=list)  # more host paths the local sandbox hides (store, output: always)

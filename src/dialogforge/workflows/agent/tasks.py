@@ -49,7 +49,7 @@ class Task:
     protected: list[str] = field(default_factory=list)  # paths restored from the source before evaluation
     env: dict[str, str] = field(default_factory=dict)  # extra environment variables for commands
     image: str | None = None  # docker image for this task
-    network: bool | None = None  # local sandbox: share the host's network for this task (None: the config's)
+    network: bool | str | None = None  # local sandbox: true (host loopback), "host", false; None: the config's
     metadata: dict[str, Any] = field(default_factory=dict)
 
     def to_dict(self) -> dict:
@@ -125,8 +125,8 @@ def map_record(record: dict, mapping: dict[str, str], *, where: str, base_dir: P
         raise InputError(f"{where}: field 'env' must be an object of strings")
     task.env = {str(k): str(v) for k, v in env.items()}
     net = out.get("network")
-    if net is not None and not isinstance(net, bool):
-        raise InputError(f"{where}: field 'network' must be true or false, got {net!r}")
+    if net is not None and not isinstance(net, bool) and net != "host":
+        raise InputError(f"{where}: field 'network' must be true, false or \"host\", got {net!r}")
     task.network = net
     if task.workspace and base_dir is not None and not Path(task.workspace).is_absolute():
         task.workspace = str((base_dir / task.workspace).resolve())

@@ -26,6 +26,7 @@ from ..config import EnvironmentConfig
 from ..tasks import Task
 from .base import Environment, EnvError, EvalResult, ExecResult, parse_eval_output
 from .proc import copy_tree, dir_diff, remove_tree, run_capped
+from .loopnet import LoopbackBridge
 from .sandbox import HOW_TO_FIX, Sandbox, plain, probe, sandbox_uid
 
 __all__ = ["LocalEnvironment", "dir_diff", "run_capped", "sweep_stale_sandboxes"]
@@ -77,6 +78,7 @@ class LocalEnvironment(Environment):
     root: Path | None = None
     sandbox: Sandbox | None = None
     sandbox_uid: int | None = None
+    bridge: LoopbackBridge | None = None
 
     @classmethod
     def check_config(cls, config: EnvironmentConfig) -> None:
@@ -126,7 +128,8 @@ class LocalEnvironment(Environment):
         """Run argv in the rollout's work folder, confined unless the sandbox is off."""
         env = self._env(extra_env)
         if self.sandbox is not None:
-            argv = self.sandbox.wrap(argv, cwd=self.workdir, env=env, expose=expose)
+            ports = await self.bridge.ensure() if self.bridge is not None else None
+            argv = self.sandbox.wrap(argv, cwd=self.workdir, env=env, expose=expose, ports=ports)
         else:
             argv = plain(argv)
         return await run_capped(argv, cwd=str(self.workdir), env=env, timeout=timeout,
@@ -178,9 +181,9 @@ class LocalEnvironment(Environment):
         if confined:
             self.sandbox = await asyncio.to_thread(
                 Sandbox, self.config, work=self.root / "work", home=self.root / "home", tmp=self.root / "tmp",
-                baseline=self.root / "baseline", uid=self.sandbox_uid,
-                network=self.config.network if self.task.network is None else self.task.network,
-                hide=self.config.hide)
+                baseline=self.root / "baseline", uid=self.sandbox_uid, network=self.network_mode, hide=self.config.hide)
+            if self.network_mode is True:
+                self.bridge = LoopbackBridge(self.sandbox.sockdir)
         await self._git("init", "-q")
         await asyncio.to_thread(self._write_excludes)
         await self._git("add", "-A")
@@ -272,7 +275,14 @@ class LocalEnvironment(Environment):
         data = json.loads(marks[-1][len(EVAL_MARK):])
         return EvalResult(**data)
 
+    @property
+    def network_mode(self) -> bool | str:
+        return self.config.network if self.task.network is None else self.task.network
+
     async def close(self) -> None:
+        if self.bridge is not None:
+            bridge, self.bridge = self.bridge, None
+            await bridge.close()
         if self.root is not None:
             root, self.root, self.sandbox = self.root, None, None
             await remove_tree(root)

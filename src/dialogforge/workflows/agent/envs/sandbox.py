@@ -6,8 +6,8 @@ Inside the sandbox:
   - writable: the rollout's work folder and its HOME folder, and a private /tmp (the rollout's
     own, kept between its steps);
   - own PID, IPC, UTS, cgroup and user namespaces: nothing a command starts outlives it;
-  - own empty network namespace (only its own loopback) unless `network: true`, which shares the
-    host's network;
+  - own network namespace with no route out; `network: true` forwards the host's loopback servers
+    into it (envs/loopnet.py) and nothing else; `network: host` shares the host's network;
   - rlimits on CPU seconds, address space, processes and written file size; when dialogforge runs
     as root, bwrap sets up the mounts as root and the command then drops to an unprivileged uid of
     its own with no capabilities (the process limit counts per uid; root is exempt from it).
@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import shlex
 import shutil
 import subprocess
 import sys
@@ -25,6 +26,7 @@ from functools import lru_cache
 from pathlib import Path
 
 from ..config import EnvironmentConfig
+from .loopnet import FORWARDER
 
 HOW_TO_FIX = ("install bubblewrap (Debian/Ubuntu: apt-get install bubblewrap) on a Linux kernel that allows user "
               "namespaces (sysctl kernel.unprivileged_userns_clone=1; user.max_user_namespaces > 0), use "
@@ -109,11 +111,13 @@ class Sandbox:
     """Builds the argv that runs one command confined, for one rollout folder."""
 
     def __init__(self, config: EnvironmentConfig, *, work: Path, home: Path, tmp: Path, baseline: Path | None,
-                 uid: int | None, network: bool, hide: list[str]):
+                 uid: int | None, network: bool | str, hide: list[str]):
         self.config = config
         self.work, self.home, self.tmp, self.baseline = work, home, tmp, baseline
         self.uid = uid
+        # False: no network; True: the host's loopback servers only (envs/loopnet.py); "host": the host's network
         self.network = network
+        self.sockdir = tmp.parent / "net"
         self.hide = [Path(h).resolve() for h in hide]
         self._made: set[Path] = set()
         self.empty = tmp.parent / "empty"
@@ -121,6 +125,10 @@ class Sandbox:
         for p in (work, home, baseline):
             if p is not None:
                 self._mountpoint(p)
+        if network is True:
+            self.sockdir.mkdir(exist_ok=True)
+            self.sockdir.chmod(0o755)
+            self._mountpoint(self.sockdir)
 
     def _mountpoint(self, target: Path) -> None:
         """A bind target inside the private /tmp needs its folders there, readable by the sandbox's uid
@@ -169,13 +177,22 @@ class Sandbox:
                 args += ["--ro-bind", str(self.empty), str(p)]
         return args
 
-    def limits_script(self) -> str:
+    def limits_script(self, ports: list[int] | None = None) -> str:
         lim = self.config.limits
-        return (CLOSE_FDS + f"ulimit -t {lim.cpu_s} && ulimit -v {lim.memory_mb * 1024} && ulimit -u {lim.processes} "
-                f"&& ulimit -f {lim.file_mb * 1024} && exec \"$@\"")
+        script = (CLOSE_FDS + f"ulimit -t {lim.cpu_s} && ulimit -v {lim.memory_mb * 1024} && ulimit -u {lim.processes} "
+                  f"&& ulimit -f {lim.file_mb * 1024} || exit 126; ")
+        if self.network is True and ports:
+            ready = "/tmp/.df-net-ready"
+            fwd = " ".join(shlex.quote(a) for a in (sys.executable, "-I", "-S", "-c", FORWARDER, str(self.sockdir),
+                                                      ready, *map(str, ports)))
+            script += (f"{fwd} </dev/null >/dev/null 2>&1 & i=0; while [ ! -e {ready} ] && [ $i -lt 500 ]; "
+                       f"do sleep 0.01; i=$((i+1)); done; rm -f {ready}; ")
+        return script + 'exec "$@"'
 
-    def wrap(self, argv: list[str], *, cwd: Path, env: dict[str, str], expose: list[str] | None = None) -> list[str]:
-        args = [*_bwrap(), *_base_args(self.uid, self.network)]
+
+    def wrap(self, argv: list[str], *, cwd: Path, env: dict[str, str], expose: list[str] | None = None,
+             ports: list[int] | None = None) -> list[str]:
+        args = [*_bwrap(), *_base_args(self.uid, self.network == "host")]
         for h in homes():
             args += ["--tmpfs", str(h)]
         args += ["--bind", str(self.tmp), "/tmp"]
@@ -184,5 +201,8 @@ class Sandbox:
         args += ["--bind", str(self.work), str(self.work), "--bind", str(self.home), str(self.home)]
         if self.baseline is not None:
             args += ["--ro-bind", str(self.baseline), str(self.baseline)]
-        args += ["--chdir", str(cwd), "--", *_drop(self.uid), "/bin/bash", "-c", self.limits_script(), "df-sandbox", *argv]
+        if self.network is True:
+            args += ["--ro-bind", str(self.sockdir), str(self.sockdir)]
+        args += ["--chdir", str(cwd), "--", *_drop(self.uid), "/bin/bash", "-c", self.limits_script(ports), "df-sandbox",
+                 *argv]
         return args
