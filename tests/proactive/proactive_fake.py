@@ -86,7 +86,7 @@ def responder(body: dict):
         return json.dumps({"goal": "Finish the parser", "description": f"Sam {n % 90}, a programmer."})
     if name == "EnvState":
         return json.dumps({"start_time": 1717000000 + n % 1000, "entities": [
-            {"name": "Editor", "status": "open", "operations": ["type"]}],
+            {"name": "Editor", "status": "open", "properties": {"language": "python"}, "operations": ["type"]}],
             "agent_ops": [{"name": "open", "arguments": ["path"]}]})
     if name == "Activity":
         return json.dumps({"activity": f"types code {n % 100}", "done": False})

@@ -57,12 +57,16 @@ def test_scenes_simulate_trainset_eval_chain(tmp_path, srv):
         assert 1 <= len(tr["turns"]) <= 2 * 2  # steps x events_per_step
         times = [e["time"] for e in tr["events"]]
         assert times == sorted(times) and all(set(e) == {"source", "time", "tags", "content"} for e in tr["events"])
-        assert {e["source"] for e in tr["events"]} >= {"user", "agent"}
+        assert "user" in {e["source"] for e in tr["events"]}
+        [editor] = tr["state"]["entities"]  # the environment's state: status (updated by events), properties
+        assert editor["properties"] == {"language": "python"} and editor["status"] in ("edited", "a.py")
+        assert tr["state"]["agent_ops"] == ["open(path)"]
         for t in tr["turns"]:
             assert len(t["candidate_task"]) <= 3 and len(t["attempts"]) <= 1 + 2
         pb = load_trace(tmp_path / "traces_test" / f"{tr['id'].replace('/', '_').replace('#', '_')}.json")
         assert [t.observation.event for t in pb] == [t["observation"]["event"] for t in tr["turns"]]
         assert [t.task_status for t in pb] == [t["accepted"] for t in tr["turns"]]
+    assert {e["source"] for tr in traces for e in tr["events"]} == {"user", "agent", "environment"}
     samples_sent = Counter(json.dumps(b["messages"]) for b in srv.requests
                            if F.schema_name(b) == "AgentAnswer" and b.get("seed") is not None)
     assert samples_sent  # K agent samples are distinct draws (another seed each)

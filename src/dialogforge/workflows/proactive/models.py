@@ -48,6 +48,7 @@ def schemas(chars: int = 300, items: int = 8, n_events: int = 3) -> Schemas:  # 
     class EntityState(BaseModel):
         name: Short
         status: Free = ""
+        properties: dict[str, Free] = Field(default_factory=dict, max_length=items)
         operations: list[Short] = Field(default_factory=list, max_length=items)
 
     class AgentOp(BaseModel):

@@ -94,7 +94,9 @@ class Simulation:
                 finished = True
                 break
         return {"events": self.events, "turns": self.turns, "finished": finished,
-                "state": {"start_time": state.start_time, "entities": self.status, "agent_ops": self.ops}}
+                "state": {"start_time": state.start_time, "agent_ops": self.ops,
+                          "entities": [{**e.model_dump(), "status": self.status.get(e.name, e.status)}
+                                       for e in state.entities]}}
 
     async def observe(self, obs: Observation) -> None:
         """One turn: K agent samples, the main answer ruled on, retried after rejection, executed after acceptance."""
