@@ -252,3 +252,9 @@ def test_realdata_proactivebench_evaluates(realdata, tmp_path, srv):
     assert r.exit_code == 0, r.output
     cats = {row["category"]: row for row in csv.DictReader((tmp_path / "rm" / "reward_categories.csv").open())}
     assert set(cats) == {"CD", "FA", "MN", "CR"} and all(int(c["items"]) == 30 for c in cats.values())
+    cfg = F.write_config(srv.base_url, tmp_path, simulate={"steps": 1, "candidates": 2})
+    for i, scenes in enumerate(("new_scenes_sample.yaml", "gym_scene_example.yaml")):  # simulation input as it is
+        r = cli("simulate", pb / scenes, "-o", tmp_path / f"sim{i}.jsonl", "-n", 1, "-c", cfg)
+        assert r.exit_code == 0, r.output
+        [tr] = F.read_jsonl(tmp_path / f"sim{i}.jsonl")
+        assert tr["turns"] and tr["scene"]["user"]["goal"]
