@@ -248,3 +248,14 @@ def test_format_error_replies_are_not_sft_targets_by_default(tmp_path: Path):
     assert r.written == 1 and list(r.skipped.values()) == [1] and "format error" in next(iter(r.skipped))
     r = export(src, tmp_path / "b.jsonl", "trl", selection=Selection(keep_format_errors=True))
     assert r.written == 2 and not r.skipped
+
+
+def test_validate_newer_trl_accepts_tool_prompts_and_text_tools(tmp_path: Path):
+    src = write_jsonl(tmp_path / "in.jsonl", [agent_sample(0)])
+    out = tmp_path / "kto.jsonl"
+    export(src, out, "trl", task="kto", tool_prompts="keep", tools_as_list=False)
+    strict = validate(out, "trl")
+    assert not strict.ok and set(strict.by_reason) <= {"tools_type", "prompt_end"}
+    assert validate(out, "trl", newer_trl=True).ok
+    with pytest.raises(Exception, match="TRL files only"):
+        validate(out, "sharegpt", newer_trl=True)

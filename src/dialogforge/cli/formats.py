@@ -103,12 +103,16 @@ def register(app: typer.Typer) -> None:
                                                     help="Check against this dataset_info.json entry."),
         dataset: Optional[str] = typer.Option(None, "--dataset", help="Entry name in --dataset-info."),
         rejects: Optional[Path] = typer.Option(None, "--rejects", help="Write every bad row with its reasons here."),
+        newer_trl: bool = typer.Option(False, "--newer-trl", help="trl: rules of TRL releases after 0.24 (JSON-text "
+                                                                   "tools, prompts ending with a tool result) "
+                                                                   "instead of 0.24's."),
         show: int = typer.Option(20, "--show", help="Bad rows to print."),
         as_json: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     ) -> None:
         """Check every row against the target's rules; exit 1 when any row is bad."""
         from ..formats import validate
-        r = validate(file, fmt, task=task, dataset_info=dataset_info, dataset=dataset, rejects=rejects)
+        r = validate(file, fmt, task=task, dataset_info=dataset_info, dataset=dataset, rejects=rejects,
+                     newer_trl=newer_trl)
         if as_json:
             typer.echo(orjson.dumps(r.to_dict(), option=orjson.OPT_INDENT_2).decode())
         else:

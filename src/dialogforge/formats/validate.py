@@ -47,9 +47,10 @@ def load_entry(dataset_info: str | os.PathLike, name: str | None) -> dict[str, A
 class RowValidator:
     """Rules of one target plus column-type consistency across the file."""
 
-    def __init__(self, fmt: str, task: str | None = None, spec: LFSpec | None = None, *,
+    def __init__(self, fmt: str, task: str | None = None, spec: Any = None, *,
                  declared: bool = False):
-        """`declared`: `spec` is the user's dataset_info entry, so its columns must exist."""
+        """`spec`: what the format's rules take besides the task (an LFSpec, the TRL writer's options);
+        `declared`: `spec` is the user's dataset_info entry, so its columns must exist."""
         self.format = get(fmt, rows_only=True)
         self.fmt, self.task, self.spec, self.declared = fmt, task, spec, declared
         self.types = ColumnTypes()
@@ -118,12 +119,20 @@ class ValidationReport:
 
 def validate(path: str | os.PathLike, fmt: str, *, task: str | None = None,
              dataset_info: str | os.PathLike | None = None, dataset: str | None = None,
-             rejects: str | os.PathLike | None = None) -> ValidationReport:
-    """Check every row of `path` as format `fmt`; nothing is loaded whole (JSONL)."""
-    spec = LFSpec.from_entry(load_entry(dataset_info, dataset)) if dataset_info else None
-    if spec is not None and not get(fmt, rows_only=True).llamafactory:
+             rejects: str | os.PathLike | None = None, newer_trl: bool = False) -> ValidationReport:
+    """Check every row of `path` as format `fmt`; nothing is loaded whole (JSONL).
+
+    TRL rows are held to TRL 0.24's rules unless `newer_trl` (releases after 0.24 also take JSON-text
+    `tools` and preference/KTO prompts that end with a tool result)."""
+    spec: object = LFSpec.from_entry(load_entry(dataset_info, dataset)) if dataset_info else None
+    f = get(fmt, rows_only=True)
+    if spec is not None and not f.llamafactory:
         raise InputError("--dataset-info applies to LLaMA-Factory formats only")
-    v = RowValidator(fmt, task, spec, declared=spec is not None)
+    if newer_trl:
+        if "tool_prompts" not in f.writer_options:
+            raise InputError("--newer-trl applies to TRL files only")
+        spec = f.writer_class()("sft", tools_as_list=False, tool_prompts="keep").spec
+    v = RowValidator(fmt, task, spec, declared=dataset_info is not None)
     report = ValidationReport(str(path), fmt, rejects_path=str(rejects) if rejects else None)
     out = JsonlWriter(rejects) if rejects else None
     try:
