@@ -11,7 +11,7 @@ TEST_STAMP  := $(VENV)/.installed-test
 
 SYSDEPS_STAMP := $(VENV)/.installed-sysdeps
 
-.PHONY: demo test install bench clean sysdeps apt-test-deps check-frameworks
+.PHONY: demo test test-slow install bench clean sysdeps apt-test-deps check-frameworks
 
 $(PY):
 	$(PYTHON) -m venv $(VENV)
@@ -51,7 +51,11 @@ demo: $(EMBED_STAMP) $(SYSDEPS_STAMP)
 
 test: $(TEST_STAMP) apt-test-deps
 	$(PY) -m mypy
-	$(PY) -m pytest -q
+	$(PY) -m pytest -q -m "not slow"
+
+# the tests marked slow (the embedded model end to end: minutes on 2 cores)
+test-slow: $(TEST_STAMP)
+	$(PY) -m pytest -q -m slow
 
 bench: $(TEST_STAMP)
 	$(PY) benchmarks/engine_throughput.py --n 5000 --concurrency 256 --latency 0.1 --repeat 5

@@ -9,6 +9,10 @@ each in a fresh process so CPU time is measured per client:
   3. `dialogforge generate` through the Python API (run store, cache, output file included),
   4. the same command again over the finished items (all cached; whole CLI process timed).
 Client CPU per item is user+sys CPU of the client process during the run, divided by N.
+
+Whole process, as a user times it (`--whole`, or `--whole-only` for just this part): the bare aiohttp
+script run as `python bare.py ...` and `dialogforge generate ... -o OUT` (the console script: imports,
+preflight, run store, input and output files), each timed from start to exit, interleaved, medians.
 """
 from __future__ import annotations
 
@@ -97,12 +101,44 @@ def run_client(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+def whole_process(t: Path, url: str, inp: Path, n: int, conc: int, repeat: int) -> dict[str, list[float]]:
+    """Seconds from start to exit of the bare script and of the `dialogforge generate` process, interleaved."""
+    bare_py = t / "bare_aiohttp.py"
+    bare_py.write_text(BARE_AIOHTTP)
+    cli = str(Path(PY).parent / "dialogforge")
+    times: dict[str, list[float]] = {"bare": [], "cli": []}
+    for k in range(repeat):
+        t0 = time.perf_counter()
+        subprocess.run([PY, str(bare_py), url, str(n), str(conc), "uvloop"], check=True, capture_output=True)
+        times["bare"].append(time.perf_counter() - t0)
+        t0 = time.perf_counter()
+        subprocess.run([cli, "generate", str(inp), "-o", str(t / f"whole{k}.jsonl"), "--base-url", url, "--model",
+                        "bench", "--store", str(t / f"whole{k}.sqlite"), "-q", "--max-tokens", "32", "-j", str(conc)],
+                       check=True, capture_output=True)
+        times["cli"].append(time.perf_counter() - t0)
+    return times
+
+
+def print_whole(times: dict[str, list[float]], n: int, conc: int, latency: float) -> None:
+    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+    print(f"\nWhole process, start to exit: N={n}, concurrency={conc}, server latency={latency * 1000:.0f} ms, "
+          f"{len(times['bare'])} interleaved runs each, medians (all runs in brackets)\n")
+    print("| process | seconds | items/s | vs bare aiohttp script |")
+    print("|---|---:|---:|---:|")
+    for name, key in (("bare aiohttp script (uvloop)", "bare"), ("`dialogforge generate` (CLI)", "cli")):
+        runs = ", ".join(f"{x:.2f}" for x in times[key])
+        print(f"| {name} | {med[key]:.2f} ({runs}) | {n / med[key]:,.0f} | {med['bare'] / med[key]:.2f}x |")
+    print("bar (>= 0.95x the bare script's items/s):", "MET" if med["bare"] / med["cli"] >= 0.95 else "NOT MET")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--n", type=int, default=5000)
     ap.add_argument("--concurrency", type=int, default=256)
     ap.add_argument("--latency", type=float, default=0.1)
     ap.add_argument("--repeat", type=int, default=3, help="runs of the bare loop and the engine (interleaved); medians")
+    ap.add_argument("--whole", action="store_true", help="also time both as whole processes, start to exit")
+    ap.add_argument("--whole-only", action="store_true", help="only the whole-process comparison")
     args = ap.parse_args()
     n, conc = args.n, args.concurrency
 
@@ -123,6 +159,11 @@ def main() -> None:
                 for i in range(n):
                     f.write(json.dumps({"id": f"p{i}", "prompt": f"prompt number {i}"}) + "\n")
             run_client(BARE_AIOHTTP, url, "500", str(conc))  # warm the server up
+            if args.whole or args.whole_only:
+                whole = whole_process(t, url, inp, n, conc, args.repeat)
+                print_whole(whole, n, conc, args.latency)
+                if args.whole_only:
+                    return
 
             def median(rs):
                 rs = sorted(rs, key=lambda r: r["wall"])

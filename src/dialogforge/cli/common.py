@@ -1,7 +1,6 @@
 """Shared CLI plumbing: engine options, error reporting, .env loading."""
 from __future__ import annotations
 
-import asyncio
 import functools
 import os
 from pathlib import Path
@@ -15,7 +14,8 @@ from ..core.errors import DialogforgeError
 if TYPE_CHECKING:  # the engine (aiohttp, the runner) loads only for commands that call a model
     from ..engine import Engine
 
-console = Console(stderr=True)
+# Nothing here imports the engine: a command that needs it imports it (see cli/main.py on start-up time).
+console = Console(stderr=True, emoji=False)
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config with endpoints and roles.", exists=False)
 BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (overrides the config).")
@@ -23,7 +23,8 @@ ModelOpt = typer.Option(None, "--model", help="Model name on that server (overri
 KeyEnvOpt = typer.Option(None, "--api-key-env", help="Environment variable that holds the API key.")
 ContinueOpt = typer.Option(False, "--continue", help="Go on into outputs made with other settings (model, "
                            "sampling, templates, inputs) instead of refusing; finished items stay as they are.")
-StoreOpt = typer.Option(None, "--store", help="Run store (SQLite). Default: .dialogforge/store.sqlite or $DIALOGFORGE_HOME.")
+StoreOpt = typer.Option(None, "--store", help="Run store, a SQLite file (default: store.sqlite in "
+                        "$DIALOGFORGE_HOME, else in .dialogforge/).")
 ExecutorOpt = typer.Option("local", "--executor", help="Where items run: local (default) or ray.")
 RayAddressOpt = typer.Option(None, "--ray-address",
                              help="Ray cluster to join from one of its nodes: auto, or the head's HOST:6379; "
@@ -74,9 +75,15 @@ def friendly_errors(fn: Callable) -> Callable:
             return fn(*args, **kwargs)
         except DialogforgeError as e:
             if getattr(e, "exit_code", None) == 3:  # BatchFileWritten: not an error, the run waits on a batch file
-                console.print(f"[yellow]batch file:[/] {e}", highlight=False, soft_wrap=True)
+                console.print(f"[yellow]batch file:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
                 raise typer.Exit(3) from None
-            console.print(f"[bold red]error:[/] {e}", highlight=False, soft_wrap=True)  # one greppable line
+            console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # one line
+            raise typer.Exit(2) from None
+        except Exception as e:
+            message = _file_problem(e)
+            if message is None:
+                raise
+            console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line
             raise typer.Exit(2) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/] — finished items are saved; rerun the same command to resume")
@@ -84,7 +91,62 @@ def friendly_errors(fn: Callable) -> Callable:
     return wrapper
 
 
+_OS_PROBLEMS = {IsADirectoryError: "is a folder", NotADirectoryError: "a part of this path is a file, not a folder",
+                FileExistsError: "is a file where a folder is needed",
+                PermissionError: "permission denied", FileNotFoundError: "not found"}
+
+
+def _file_problem(e: BaseException) -> Optional[str]:
+    """One line for a file the user named that cannot be used: a folder given for a file, text that is not
+    UTF-8, ... wherever in the code it surfaced (readers name their file themselves; this is the net under them)."""
+    if isinstance(e, OSError) and type(e) in _OS_PROBLEMS and e.filename:
+        return f"{e.filename}: {_OS_PROBLEMS[type(e)]}"
+    if isinstance(e, UnicodeDecodeError):
+        where = _file_being_read(e)
+        if isinstance(e.object, bytes) and where:
+            where += ":" + str(e.object.count(b"\n", 0, e.start) + 1)
+        return f"{where or 'input'}: not UTF-8 text (byte 0x{e.object[e.start]:02x} at offset {e.start})"
+    return None
+
+
+def _file_being_read(e: BaseException) -> Optional[str]:
+    """The path the innermost of our frames was reading when `e` was raised."""
+    tb, found = e.__traceback__, None
+    while tb is not None:
+        frame = tb.tb_frame
+        if frame.f_globals.get("__name__", "").startswith("dialogforge"):
+            for name in ("path", "p", "source", "file", "filename"):
+                value = frame.f_locals.get(name)
+                if isinstance(value, (str, os.PathLike)) and os.path.isfile(value):
+                    found = os.fspath(value)
+                    break
+        tb = tb.tb_next
+    return found
+
+
+def escape(text: str) -> str:
+    """User-facing text that is not rich markup (paths, install hints such as 'dialogforge[hf]')."""
+    from rich.markup import escape as _escape
+    return _escape(text)
+
+
+def require_rows(*paths: Path) -> None:
+    """Refuse to start, before anything is written, when no input file has a row: "0 rows in FILE".
+    Folders are left to the command (it says what it found in them)."""
+    from ..core.errors import InputError
+    from ..core.rows import iter_lines
+    empty = []
+    for p in paths:
+        if p.is_dir() or next(iter(iter_lines(p)), None) is not None:
+            return
+        empty.append(str(p))
+    if empty:
+        raise InputError(f"0 rows in {', '.join(empty)}: nothing to do")
+
+
 def run_async(coro_fn: Callable[[], Any]) -> Any:
+    import asyncio
+
     from ..engine.loop import install_fast_loop
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     install_fast_loop()
@@ -95,7 +157,8 @@ def parse_fields(pairs: list[str] | None) -> dict[str, str]:
     out: dict[str, str] = {}
     for p in pairs or []:
         if "=" not in p:
-            raise DialogforgeError(f"--field expects OURS=THEIRS (e.g. prompt=question), got {p!r}")
+            from ..core.errors import ConfigError
+            raise ConfigError(f"--field expects OURS=THEIRS (e.g. prompt=question), got {p!r}")
         k, v = p.split("=", 1)
         out[k.strip()] = v.strip()
     return out

@@ -6,10 +6,9 @@ from typing import Optional
 
 import typer
 
-from ..workflows.generate import generate, options_from_config
 from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ConfigOpt, ContinueOpt, ExecutorOpt,
                      KeyEnvOpt, ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, friendly_errors, make_engine,
-                     parse_fields, print_result, run_async, use_executor)
+                     parse_fields, print_result, require_rows, run_async, use_executor)
 
 
 def register(app: typer.Typer) -> None:
@@ -23,10 +22,12 @@ def register(app: typer.Typer) -> None:
         model: Optional[str] = ModelOpt,
         api_key_env: Optional[str] = KeyEnvOpt,
         system: Optional[str] = typer.Option(None, "--system", help="System prompt added to every row."),
-        concurrency: int = typer.Option(64, "--concurrency", "-j", help="Items in flight at once."),
-        max_tokens: Optional[int] = typer.Option(None, "--max-tokens"),
-        temperature: Optional[float] = typer.Option(None, "--temperature"),
-        n: Optional[int] = typer.Option(None, "--n", help="Samples per prompt (default 1)."),
+        concurrency: int = typer.Option(64, "--concurrency", "-j", min=1, help="Items in flight at once."),
+        max_tokens: Optional[int] = typer.Option(None, "--max-tokens", min=1,
+                                                    help="Most tokens per response (overrides the config)."),
+        temperature: Optional[float] = typer.Option(None, "--temperature", min=0.0,
+                                                       help="Sampling temperature (overrides the config)."),
+        n: Optional[int] = typer.Option(None, "--n", min=1, help="Samples per prompt (default 1)."),
         field: Optional[list[str]] = typer.Option(None, "--field", help="Map fields: prompt=question, id=uid."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the items that failed before."),
         keep_input: bool = typer.Option(False, "--keep-input", help="Copy each input row into its output row."),
@@ -41,6 +42,8 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Generate one response (or --n) per prompt; resumable, every call logged."""
+        from ..workflows.generate import generate, options_from_config
+        require_rows(input)  # before the run store or the output exists
         engine = make_engine(config, base_url, model, api_key_env, store, roles=["generator"])
         use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll, batch_file)
         # a `generate:` config section gives defaults; flags win

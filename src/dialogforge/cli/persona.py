@@ -10,7 +10,7 @@ import typer
 from ..engine.errors import ConfigError
 from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt,
                      ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, console, friendly_errors, make_engine,
-                     print_result, run_async, use_executor)
+                     print_result, require_rows, run_async, use_executor)
 
 
 def _parse_turns(value: Optional[str]) -> int | tuple[int, int] | None:
@@ -36,8 +36,8 @@ def register(app: typer.Typer) -> None:
     def run_cmd(
         config: Path = typer.Argument(..., help="YAML config with endpoints, roles and a `persona:` section."),
         seeds: Optional[Path] = typer.Option(None, "--seeds", help="Seed file (overrides persona.seeds.path)."),
-        limit: Optional[int] = typer.Option(None, "--limit", "-n", help="Use at most this many seeds."),
-        start: Optional[int] = typer.Option(None, "--start", help="Skip this many seeds first (after shuffling)."),
+        limit: Optional[int] = typer.Option(None, "--limit", "-n", min=1, help="Use at most this many seeds."),
+        start: Optional[int] = typer.Option(None, "--start", min=0, help="Skip this many seeds first (after shuffling)."),
         shuffle_seed: Optional[int] = typer.Option(None, "--shuffle-seed", help="Shuffle the seeds with this seed."),
         turns: Optional[str] = typer.Option(None, "--turns", help="Turns per dialogue: N or MIN-MAX."),
         persona: Optional[list[str]] = typer.Option(None, "--persona", "-p",
@@ -47,7 +47,7 @@ def register(app: typer.Typer) -> None:
         rewrite: Optional[bool] = typer.Option(None, "--rewrite/--no-rewrite", help="Rewrite seed questions first."),
         raw_dir: Optional[Path] = typer.Option(None, "--raw-dir", help="Folder of the raw day files."),
         filtered_dir: Optional[Path] = typer.Option(None, "--filtered-dir", help="Folder of the filtered day files."),
-        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Dialogues in flight at once."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, help="Dialogues in flight at once."),
         date: Optional[str] = typer.Option(None, "--date", help="Day-file date YYYY-MM-DD (default: today, UTC)."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the dialogues that failed before."),
         continue_: bool = ContinueOpt,
@@ -101,7 +101,7 @@ def register(app: typer.Typer) -> None:
         judge_role: Optional[str] = typer.Option(None, "--judge-role", help="Engine role the judge uses (default judge)."),
         filtered: Optional[Path] = typer.Option(None, "--filtered", help="Also write the passing dialogues here."),
         summary: Optional[Path] = typer.Option(None, "--summary", help="Summary JSON (default OUTPUT.summary.json)."),
-        concurrency: int = typer.Option(16, "--concurrency", "-j"),
+        concurrency: int = typer.Option(16, "--concurrency", "-j", min=1, help="Dialogues judged at once."),
         repair: bool = typer.Option(False, "--repair", help="Remove a recurring set opening/closing phrase from the "
                                                             "answers after the first --repair-keep, recheck, and write "
                                                             "those dialogues to --repaired with their changes."),
@@ -115,9 +115,10 @@ def register(app: typer.Typer) -> None:
         batch: bool = BatchOpt,
         batch_poll: float = BatchPollOpt,
         batch_file: Optional[Path] = BatchFileOpt,
-        quiet: bool = typer.Option(False, "--quiet", "-q"),
+        quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Run the persona quality checks over dialogues you already have."""
+        require_rows(input)
         from ..workflows.persona.qc import acheck
         engine = make_engine(config, base_url, model, api_key_env, store) if judge else None
         if (batch or batch_file) and engine is None:
@@ -158,20 +159,8 @@ def register(app: typer.Typer) -> None:
             console.print(f"[yellow]not mapped[/]  {escape(s)}", highlight=False)
         console.print(f"wrote {output}", highlight=False)
 
-    @persona_app.command("demo")
-    @friendly_errors
-    def demo_cmd(out_dir: Path = typer.Option(Path("demo-output"), "--out", help="Where the demo writes."),
-                 quiet: bool = typer.Option(False, "--quiet", "-q")) -> None:
-        """Persona dialogues offline on the embedded model (examples/persona/demo.yaml)."""
-        from ..workflows.persona.workflow import run_demo
-        console.print("[bold]persona demo[/]: 6 seeds x 3 turns on the embedded SmolLM2-135M model "
-                      "(weak text; the checks show what they catch)", highlight=False)
-        res = run_demo(out_dir, progress=not quiet, console=console)
-        s = res.summary
-        console.print(f"{s['dialogues']} dialogues, {s['kept']} kept, {s['dropped']} dropped "
-                      f"({', '.join(f'{k}: {v}' for k, v in s['dropped_by_reason'].items()) or 'none'})", highlight=False)
-        console.print(f"raw: {res.raw_path}\nfiltered: {res.filtered_path}\nsummary: {res.summary_path}",
-                      highlight=False)
+    from .demo import demo_cmd  # one demo: `persona demo` is `dialogforge demo`, same flags
+    persona_app.command("demo", help="The same as `dialogforge demo` (same flags).")(friendly_errors(demo_cmd))
 
     @persona_app.command("personas")
     def personas_cmd() -> None:

@@ -4,16 +4,30 @@ from __future__ import annotations
 import datetime as dt
 import sys
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import typer
 from rich.console import Console
 from rich.table import Table
 
 from ..engine import DialogforgeError, RunStore
+from ..engine.store import default_store_path
 from .common import StoreOpt, friendly_errors
+from .common import escape as esc
 
 out = Console() if sys.stdout.isatty() else Console(width=200)  # piped: don't fold rows at 80 columns
+
+
+def _open(ctx: typer.Context, store: Optional[Path]) -> RunStore:
+    """The run store named by --store (after the subcommand or before it), or the default one. Reading
+    never creates one: a mistyped path is an error, not a new empty store."""
+    if store is None and ctx.parent is not None:
+        store = ctx.parent.params.get("store")
+    path = Path(store) if store else default_store_path()
+    if not path.is_file():
+        raise DialogforgeError(f"no run store at {path} (nothing has run with this store yet; "
+                               f"--store names another, $DIALOGFORGE_HOME moves the default)")
+    return RunStore(path)
 
 
 def _when(ts: float) -> str:
@@ -37,6 +51,18 @@ def _batch_jobs(st: RunStore, run_id: str) -> None:
     out.print(f"batch total: ${sum(j['cost'] for j in js):.4f} over {len(js)} job(s)", highlight=False)
 
 
+def _find(st: RunStore, run: Optional[str]) -> Any:
+    if run is None:
+        runs = st.runs()
+        if not runs:
+            raise DialogforgeError(f"no runs in {st.path} yet")
+        return runs[0]
+    info = st.find_run(run)
+    if info is None:
+        raise DialogforgeError(f"no run {run!r} in {st.path} (see `dialogforge runs`)")
+    return info
+
+
 def register(app: typer.Typer) -> None:
     runs_app = typer.Typer(help="Runs recorded in the run store.", invoke_without_command=True, no_args_is_help=False)
     app.add_typer(runs_app, name="runs")
@@ -47,7 +73,7 @@ def register(app: typer.Typer) -> None:
         """List runs, newest first."""
         if ctx.invoked_subcommand:
             return
-        st = RunStore(store)
+        st = _open(ctx, store)
         table = Table(title=f"runs in {st.path}")
         table.add_column("run", no_wrap=True)
         for col in ("workflow", "status", "done", "failed", "updated"):
@@ -60,18 +86,17 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("show")
     @friendly_errors
-    def runs_show(run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    def runs_show(ctx: typer.Context, run: Optional[str] = typer.Argument(None, help="Run id or a unique prefix "
+                                                                                  "(default: the newest run)."),
                   store: Optional[Path] = StoreOpt) -> None:
         """Summarise one run: calls, tokens, cost and latency per purpose; errors; failed items."""
-        st = RunStore(store)
-        info = st.find_run(run)
-        if info is None:
-            raise DialogforgeError(f"no run {run!r} in {st.path} (see `dialogforge runs`)")
+        st = _open(ctx, store)
+        info = _find(st, run)
         s = st.run_summary(info.run_id)
         out.print(f"[bold]{info.run_id}[/] · {info.name} · {info.status} · {info.done} done, {info.failed} failed")
-        out.print(f"command: {info.command}", highlight=False)
+        out.print(f"command: {esc(str(info.command))}", highlight=False)
         for k, v in info.outputs.items():
-            out.print(f"output {k}: {v}", highlight=False)
+            out.print(f"output {k}: {esc(str(v))}", highlight=False)
         t = Table(title="calls by purpose")
         for col in ("purpose", "calls", "errors", "prompt tok", "completion tok", "cost", "mean latency"):
             t.add_column(col, justify="right" if col != "purpose" else "left")
@@ -97,7 +122,8 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("calls")
     @friendly_errors
-    def runs_calls(run: str = typer.Argument(..., help="Run id (or a unique prefix)."),
+    def runs_calls(ctx: typer.Context, run: Optional[str] = typer.Argument(None, help="Run id or a unique prefix "
+                                                                                   "(default: the newest run)."),
                    item: Optional[str] = typer.Option(None, "--item", help="Only this item's calls."),
                    purpose: Optional[str] = typer.Option(None, "--purpose", help="Only calls of this purpose."),
                    output: Optional[Path] = typer.Option(None, "--output", "-o",
@@ -106,10 +132,8 @@ def register(app: typer.Typer) -> None:
         """Every model call of a run, in order: a table, or the full requests and responses as JSONL."""
         import orjson
 
-        st = RunStore(store)
-        info = st.find_run(run)
-        if info is None:
-            raise DialogforgeError(f"no run {run!r} in {st.path} (see `dialogforge runs`)")
+        st = _open(ctx, store)
+        info = _find(st, run)
         calls = (c for c in st.calls(info.run_id, item) if purpose is None or c["purpose"] == purpose)
         if output is not None:
             n = 0
@@ -117,7 +141,7 @@ def register(app: typer.Typer) -> None:
                 for c in calls:
                     f.write(orjson.dumps(c, option=orjson.OPT_APPEND_NEWLINE))
                     n += 1
-            out.print(f"{n} calls written to {output}", highlight=False)
+            out.print(f"{n} calls written to {esc(str(output))}", highlight=False)
             return
         t = Table(title=f"calls of {info.run_id}")
         for col in ("id", "item", "purpose", "model", "tokens in/out", "latency", "attempt", "result"):

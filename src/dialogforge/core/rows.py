@@ -57,7 +57,7 @@ def iter_lines(path: str | os.PathLike) -> Iterator[Line]:
             try:
                 rec = orjson.loads(raw)
             except orjson.JSONDecodeError as e:
-                yield Line(index, lineno, None, f"not valid JSON ({e})")
+                yield Line(index, lineno, None, _not_json(raw, e))
             else:
                 yield _line(index, lineno, rec)
             index += 1
@@ -71,6 +71,11 @@ def _json_document(p: Path) -> list | None:
     except orjson.JSONDecodeError as e:
         if raw.lstrip().startswith(b"{") and raw.strip().count(b"\n") >= 1:
             return None  # a .json file with one object per line
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as u:
+            line = raw.count(b"\n", 0, u.start) + 1
+            raise InputError(f"{p}:{line}: not UTF-8 text") from None
         raise InputError(f"{p}: not valid JSON ({e})") from None
     if isinstance(data, list):
         return data
@@ -80,6 +85,15 @@ def _json_document(p: Path) -> list | None:
             return lists[0]
         return [{"id": k, **v} if isinstance(v, dict) else {"id": k, "value": v} for k, v in data.items()]
     raise InputError(f"{p}: expected a JSON list of objects")
+
+
+def _not_json(raw: bytes, e: Exception) -> str:
+    """Why a line did not parse: bytes that are not UTF-8 text (orjson calls them surrogates), or bad JSON."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as u:
+        return f"not UTF-8 text (byte 0x{raw[u.start]:02x} at column {u.start + 1})"
+    return f"not valid JSON ({e})"
 
 
 def _line(index: int, lineno: int | None, rec: Any) -> Line:

@@ -164,8 +164,10 @@ def _load_dotenv_once() -> None:
     if _dotenv_loaded:
         return
     _dotenv_loaded = True
-    from dotenv import load_dotenv
-    load_dotenv(Path.cwd() / ".env", override=False)
+    env_file = Path.cwd() / ".env"
+    if env_file.is_file():  # python-dotenv is imported only when there is a file to read
+        from dotenv import load_dotenv
+        load_dotenv(env_file, override=False)
 
 
 class Config(Strict):

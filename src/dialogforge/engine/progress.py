@@ -27,6 +27,28 @@ class RunProgress:
         self.skipped = 0
         self.t0 = time.monotonic()
         self._base = (0, 0, 0)
+        self._item_tokens = (0, 0)  # (items finished, their tokens)
+
+    def item_tokens(self, tokens: int) -> None:
+        """An item finished after calls worth `tokens` (prompt + completion)."""
+        n, t = self._item_tokens
+        self._item_tokens = (n + 1, t + tokens)
+
+    def eta(self, elapsed: float) -> float | None:
+        """Seconds left. While few items have finished, from tokens: the finished items' mean tokens times the
+        items left, less the tokens already spent on items still running, at the current token rate. With many
+        finished, from items. Items finish in bursts, so counting them alone makes an early ETA climb."""
+        if self.total is None:
+            return None
+        finished = self.done + self.failed
+        left = self.total - self.skipped - finished
+        n, item_tok = self._item_tokens
+        spent = self.stats.prompt_tokens + self.stats.completion_tokens - self._base[1]
+        if 0 < n and finished < 20 and item_tok > 0 and spent > 0:
+            in_flight = max(0, spent - item_tok)
+            return max(0.0, left * item_tok / n - in_flight) / (spent / elapsed)
+        rate = finished / elapsed
+        return left / rate if rate > 0 else None
 
     def line(self) -> str:
         el = max(1e-6, time.monotonic() - self.t0)
@@ -45,9 +67,9 @@ class RunProgress:
             parts.append(f"{st.retries} retries")
         if st.cost:
             parts.append(f"${st.cost:.4f}")
-        if self.total is not None and rate > 0:
-            left = self.total - self.skipped - finished
-            parts.append(f"ETA {_fmt_secs(left / rate)}")
+        eta = self.eta(el)
+        if eta is not None:
+            parts.append(f"ETA {_fmt_secs(eta)}")
         parts.append(f"elapsed {_fmt_secs(el)}")
         return " · ".join(parts)
 

@@ -56,7 +56,7 @@ ItemResult = Union[Records, list, dict, None]
 class ItemContext:
     """What a per-item function gets besides its item: LLM access bound to this run and item."""
 
-    __slots__ = ("engine", "run_id", "item_id", "item", "use_cache")
+    __slots__ = ("engine", "run_id", "item_id", "item", "use_cache", "tokens")
 
     def __init__(self, engine: "Engine", run_id: str, item_id: str, item: dict, use_cache: bool = True):
         self.engine = engine
@@ -64,12 +64,15 @@ class ItemContext:
         self.item_id = item_id
         self.item = item
         self.use_cache = use_cache
+        self.tokens = 0  # prompt + completion tokens of this item's calls (the progress ETA uses it)
 
     async def chat(self, messages: list[dict], *, role: str = "generator", purpose: str = "main",
                    sample: int = 0, **kwargs: Any) -> ChatResponse:
         llm = self.engine.llm(role)
-        return await llm.chat(messages, purpose=purpose, sample=sample, run_id=self.run_id,
+        resp = await llm.chat(messages, purpose=purpose, sample=sample, run_id=self.run_id,
                               item_id=self.item_id, use_cache=self.use_cache, **kwargs)
+        self.tokens += resp.usage.prompt_tokens + resp.usage.completion_tokens
+        return resp
 
     def memo(self, key: str, value: Any) -> Any:
         """Record a value this item computed outside the model (a tool's output, a timing), or,
@@ -160,6 +163,7 @@ class _Run:
                 store.commit_item(self.rid, item_id, ItemStatus.FAILED, error=f"{type(e).__name__}: {e}", defer=True)
                 self.result.failed += 1
                 self.prog.failed += 1
+                self.prog.item_tokens(ctx.tokens)
                 return
             except Exception as e:  # not the item's fault: stop the run (asyncio.CancelledError passes)
                 if self.crash is None:
@@ -170,6 +174,7 @@ class _Run:
                               appends=appends, defer=True)
             self.result.done += 1
             self.prog.done += 1
+            self.prog.item_tokens(ctx.tokens)
         finally:
             sem.release()
 

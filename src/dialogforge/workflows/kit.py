@@ -23,13 +23,14 @@ from __future__ import annotations
 import hashlib
 
 from pathlib import Path
-from typing import Any, Iterable, Mapping
-
-import jinja2
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..engine.config import Price
 from ..engine.errors import ConfigError
 from ..engine.sections import Strict, load_section, override, register_section, validate
+
+if TYPE_CHECKING:
+    import jinja2  # imported where templates are compiled: a workflow without templates (generate) starts faster
 
 __all__ = ["Strict", "load_section", "override", "register_section", "validate", "Prompts", "Price",
            "templates_in_dir", "ConfigError"]
@@ -54,6 +55,7 @@ class Prompts:
         self.names = tuple(names)
         self.globals = dict(globals or {})
         self.tidy = tidy
+        import jinja2
         env = jinja2.Environment(undefined=jinja2.StrictUndefined, autoescape=False, keep_trailing_newline=False,
                                  trim_blocks=trim, lstrip_blocks=trim)
         given = {k: v for k, v in (overrides or {}).items() if v}
@@ -72,6 +74,7 @@ class Prompts:
 
     def render(self, name: str, **values: Any) -> str:
         name = name.removesuffix(".j2")
+        import jinja2
         try:
             text = self.templates[name].render(**self.globals, **values).strip()
         except jinja2.UndefinedError as e:

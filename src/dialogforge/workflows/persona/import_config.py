@@ -58,6 +58,9 @@ def import_config(old: str | os.PathLike | dict, new_path: str | os.PathLike | N
     new_dir = Path(new_path).parent if new_path else Path.cwd()
     mapped: list[str] = []
     skipped: list[str] = []
+    if not any(isinstance(data.get(sec), dict) and set(data[sec]) & keys for sec, keys in KNOWN.items()):
+        raise ConfigError(f"{src}: not a config of the older persona generator: none of its settings "
+                          f"({', '.join(f'{k}.*' for k in KNOWN)}) is here; nothing was written")
 
     for sec, value in data.items():
         if sec not in KNOWN:
@@ -117,11 +120,11 @@ def import_config(old: str | os.PathLike | dict, new_path: str | os.PathLike | N
             mapped.append(f"model_inference.{k} -> persona.agents.persona.params.{k} = {mi[k]}")
     if params:
         agent["params"] = params
-    if mi.get("repetition_penalty") not in (None, 1, 1.0):
-        skipped.append("model_inference.repetition_penalty: not an OpenAI API parameter; add it to "
-                       "persona.agents.persona.params if your server (e.g. vLLM) accepts it")
+    if "repetition_penalty" in mi:
+        skipped.append(f"model_inference.repetition_penalty = {mi['repetition_penalty']}: not an OpenAI API parameter; "
+                       "add it to persona.agents.persona.params if your server (e.g. vLLM) accepts it")
     for k in ("model_path", "tokenizer_path", "model_name", "tensor_parallel_size"):
-        if mi.get(k) not in (None, ""):
+        if k in mi:
             skipped.append(f"model_inference.{k}: for the old tool's local inference step; serve that model behind an "
                            f"OpenAI-compatible server and add it as an endpoint if you need it")
 
@@ -169,7 +172,7 @@ def import_config(old: str | os.PathLike | dict, new_path: str | os.PathLike | N
     if sc.get("score_threshold") is not None:
         quality["min_score"] = float(sc["score_threshold"])
         mapped.append(f"scoring.score_threshold -> persona.quality.min_score = {quality['min_score']}")
-    if sc.get("scoring_prompt"):
+    if "scoring_prompt" in sc:
         skipped.append("scoring.scoring_prompt: the old prompt is not shipped; dialogforge's judge template is used "
                        "(override it with persona.prompts_dir/judge.j2)")
     persona["quality"] = quality
@@ -177,6 +180,11 @@ def import_config(old: str | os.PathLike | dict, new_path: str | os.PathLike | N
     skipped.append("roles.judge: the old tool scored with its generator model; the judge is mapped to the same "
                    "endpoint (a warning is printed at run time) - point roles.judge at another endpoint if you can")
     new = {"endpoints": {"generator": ep}, "roles": {"generator": "generator", "judge": "generator"}, "persona": persona}
+    said = " ".join(mapped + skipped)
+    for sec, keys in KNOWN.items():  # every key present and not carried over is listed, whatever its value
+        for k in (data.get(sec) or {}):
+            if k in keys and f"{sec}.{k}" not in said:
+                skipped.append(f"{sec}.{k} = {data[sec][k]!r}: not carried over (empty or no setting of ours)")
     return new, mapped, skipped
 
 
