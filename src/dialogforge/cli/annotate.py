@@ -9,7 +9,7 @@ import typer
 from .common import (BaseUrlOpt, ConfigOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors,
                      make_engine, print_result, run_async)
 
-DbOpt = typer.Option(None, "--db", help="Database URL (e.g. postgresql+psycopg://user@host/db). "
+DbOpt = typer.Option(None, "--db", help="Database URL: SQLite, or PostgreSQL as postgresql+psycopg:// URL. "
                                        "Default: PROJECT/annotate.sqlite, or $DIALOGFORGE_ANNOTATE_DB.")
 
 
@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
         project: Path = typer.Argument(..., help="Project folder."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback exposes "
                                                              "the server to the network (a warning is shown)."),
-        port: int = typer.Option(8765, "--port"),
+        port: int = typer.Option(8765, "--port", min=0, max=65535, help="Port to listen on."),
         allowed_host: list[str] = typer.Option([], "--allowed-host", help="Extra Host name to accept "
                                                                           "(DNS-rebinding guard); repeatable."),
         annotators: int = typer.Option(3, "--annotators", "-N", min=1, help="Annotators per trace."),
@@ -106,7 +106,8 @@ def register(app: typer.Typer) -> None:
     @ann.command("reset-password")
     @friendly_errors
     def reset_cmd(project: Path = typer.Argument(..., help="Project folder."),
-                  username: str = typer.Argument("admin"), db: Optional[str] = DbOpt) -> None:
+                  username: str = typer.Argument("admin", help="Whose password."),
+                  db: Optional[str] = DbOpt) -> None:
         """Give a user a new generated password (printed once) and end their sessions."""
         from ..annotate.accounts import reset_password
         proj = _open(project, db, create=False)
