@@ -13,9 +13,9 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import random
 import re
+import socket
 import statistics
 import subprocess
 import sys
@@ -163,7 +163,9 @@ def run(annotators: int, seconds: float, lease_minutes: float, abandoners: int, 
     with proj.Session.begin() as s:
         for i in range(annotators):
             tokens[f"a{i:02d}"] = auth.create_invite(s, proj.secret, f"a{i:02d}")
-    port = 20000 + os.getpid() % 20000
+    with socket.socket() as sock:                        # a free loopback port
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
     cmd = [sys.executable, "-m", "dialogforge.cli.main", "annotate", "serve", str(work / "proj"), "--port", str(port),
            "--lease-minutes", str(lease_minutes)] + (["--db", db_url] if db_url else [])
     server = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
