@@ -272,6 +272,14 @@ def test_ctrl_c_still_reaches_python_after_loading(tmp_path):
     from pathlib import Path
     src = str(Path(__file__).resolve().parents[2] / "src")
     env = dict(os.environ, PYTHONPATH=src + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    import signal
+
+    def default_sigint() -> None:
+        # A child inherits an ignored SIGINT (a test harness or a library may leave it so), and Python
+        # then installs no KeyboardInterrupt handler at all: start the child as a shell would.
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, {signal.SIGINT})
+
     done = subprocess.run([sys.executable, "-c", SIGINT_SCRIPT], capture_output=True, text=True, env=env,
-                          timeout=60, cwd=tmp_path)
+                          timeout=60, cwd=tmp_path, preexec_fn=default_sigint)
     assert done.stdout.strip() == "KeyboardInterrupt", done.stdout + done.stderr
