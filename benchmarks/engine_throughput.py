@@ -77,6 +77,7 @@ asyncio.run(main())
 ENGINE = r'''
 import asyncio, json, sys, time, resource
 from dialogforge.engine import Engine
+import dialogforge.engine.backends.remote  # aiohttp, imported before the clock starts as in the bare loop
 from dialogforge.workflows.generate import GenerateOptions, generate
 url, n, conc, inp, out, store = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), sys.argv[4], sys.argv[5], sys.argv[6]
 def cpu():

@@ -133,16 +133,15 @@ def read_items(path: str | os.PathLike, *, id_field: str | None = None,
     missing a required field names the field; a repeated id names both."""
     seen: set[str] = set()
     for line in iter_lines(path):
-        where = line.where(path)
         if line.record is None:
-            raise InputError(f"{where}: {line.error}")
+            raise InputError(f"{line.where(path)}: {line.error}")
         row = _apply_fields(line.record, fields)
         for name in require:
             if name not in row or row[name] is None:
-                raise InputError(f"{where}: missing field {name!r} (have: {', '.join(sorted(row)) or 'none'})")
+                raise InputError(f"{line.where(path)}: missing field {name!r} (have: {', '.join(sorted(row)) or 'none'})")
         iid = _item_id(row, id_field, line)
         if iid in seen:
-            raise InputError(f"{where}: duplicate item id {iid!r}")
+            raise InputError(f"{line.where(path)}: duplicate item id {iid!r}")
         seen.add(iid)
         yield iid, row
 

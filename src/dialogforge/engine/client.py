@@ -147,12 +147,13 @@ class LLM:
         """One attempt on one replica; errors are logged here and raised as APIError."""
         reps = self.replicas
         r = reps.pick(call.item_id)
-        await reps.acquire(r)
+        if not reps.single:  # one server: the endpoint's limiter is its limit
+            await reps.acquire(r)
         t0 = time.perf_counter()
         try:
             # the body goes already serialised too: it is needed for the log anyway
-            out = await reps.send(r, r.backend.complete(call.body, api_key=api_key, timeout=self.cfg.timeout,
-                                                        payload=call.request))
+            request = r.backend.complete(call.body, api_key=api_key, timeout=self.cfg.timeout, payload=call.request)
+            out = await (request if reps.single else reps.send(r, request))  # one server: nothing to watch
             resp = ChatResponse.from_body(out, latency=time.perf_counter() - t0)
         except (APIError, ValueError) as e:
             err = e if isinstance(e, APIError) else APIError(str(e))

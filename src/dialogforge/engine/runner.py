@@ -182,6 +182,12 @@ class _Run:
                    concurrency: int) -> None:
         sem = Gate(concurrency)
         tasks: set[asyncio.Task] = set()
+        settled: list[asyncio.Future] = []  # after the feeding: set when the last task ends or one crashes
+
+        def done(t: asyncio.Task) -> None:
+            tasks.discard(t)
+            if settled and (not tasks or self.crash is not None) and not settled[0].done():
+                settled[0].set_result(None)
         try:
             for item_id, item in items:
                 st = statuses.get(item_id)
@@ -198,9 +204,10 @@ class _Run:
                     break
                 t = asyncio.ensure_future(self.work(item_id, item, sem))
                 tasks.add(t)
-                t.add_done_callback(tasks.discard)
-            while tasks and self.crash is None:
-                await asyncio.wait(set(tasks), return_when=asyncio.FIRST_COMPLETED)
+                t.add_done_callback(done)
+            if tasks and self.crash is None:
+                settled.append(asyncio.get_running_loop().create_future())
+                await settled[0]  # one wake-up at the end, not a wait over every task per completion
         finally:
             for t in tasks:
                 t.cancel()

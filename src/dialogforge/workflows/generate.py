@@ -63,9 +63,13 @@ def build_messages(item: dict, system: str | None) -> list[dict]:
 def make_process(opts: GenerateOptions):
     async def process(item: dict, ctx: ItemContext) -> Records:
         messages = build_messages(item, opts.system)
-        # the samples are independent: asked together (one batch round in batch mode)
-        answers = await asyncio.gather(*(ctx.chat(messages, role="generator", purpose="main", sample=k, **opts.params)
-                                         for k in range(opts.n)))
+        # the samples are independent: asked together (one batch round in batch mode); one sample is
+        # awaited directly (gather would wrap it in a task of its own, per item)
+        if opts.n == 1:
+            answers = [await ctx.chat(messages, role="generator", purpose="main", sample=0, **opts.params)]
+        else:
+            answers = await asyncio.gather(*(ctx.chat(messages, role="generator", purpose="main", sample=k,
+                                                      **opts.params) for k in range(opts.n)))
         rows = []
         for k, r in enumerate(answers):
             row = {"id": ctx.item_id, "sample": k, "response": r.text, "finish_reason": r.finish_reason,
