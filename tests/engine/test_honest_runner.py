@@ -116,3 +116,17 @@ async def test_records_name_outputs_explicitly(tmp_path):
                             progress=False)
         await eng.aclose()
     assert [r["output"] for r in lines(tmp_path / "c.jsonl")] == [["x"], ["x"]]
+
+
+def test_runs_show_prints_the_traceback_of_a_crashed_run(tmp_path):
+    import subprocess
+    import sys
+
+    from dialogforge.engine import RunStore
+    st = RunStore(tmp_path / "s.sqlite")
+    st.begin_run("t-1", "t", {"output": str(tmp_path / "o.jsonl")}, "cmd")
+    st.end_run("t-1", RunStatus.CRASHED, 'Traceback (most recent call last):\n  File "x.py", line 3\nKeyError: [oops]')
+    st.close()
+    r = subprocess.run([sys.executable, "-m", "dialogforge.cli.main", "runs", "show", "t-1", "--store",
+                        str(tmp_path / "s.sqlite")], capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0 and "crashed" in r.stdout and "KeyError: [oops]" in r.stdout

@@ -97,6 +97,9 @@ def register(app: typer.Typer) -> None:
         out.print(f"command: {esc(str(info.command))}", highlight=False)
         for k, v in info.outputs.items():
             out.print(f"output {k}: {esc(str(v))}", highlight=False)
+        if info.error:  # a crashed run: the traceback the user was pointed to
+            out.print("[red]stopped by an error that is not an item's:[/]")
+            out.print(info.error.rstrip(), highlight=False, markup=False)
         t = Table(title="calls by purpose")
         for col in ("purpose", "calls", "errors", "prompt tok", "completion tok", "cost", "mean latency"):
             t.add_column(col, justify="right" if col != "purpose" else "left")

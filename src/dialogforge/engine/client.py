@@ -61,6 +61,7 @@ class LLM:
         self._price = cfg.price
         self.structured_mode = cfg.structured_output
         self._defaults = dict(cfg.params)
+        self._inflight: dict[str, asyncio.Future] = {}  # cache key -> done when its request is answered or failed
 
     async def chat(self, messages: list[dict], *, purpose: str = "main", sample: int = 0,
                    schema: type[BaseModel] | None = None, tools: list[dict] | None = None,
@@ -96,14 +97,30 @@ class LLM:
             # another sample is another draw: with a fixed seed the server would repeat itself
             merged = {**merged, "seed": merged["seed"] + sample}
         key = cache_key(self.model, messages, merged, tools, schema_name, sample)
-        if use_cache:
-            hit = self.store.lookup(key)
-            if hit is not None:
-                self.stats.cached += 1
-                resp = ChatResponse.from_body(hit)
-                resp.cached = True
-                resp.call_id = key
-                return resp
+        if not use_cache:
+            return await self._send(key, messages, merged, tools, purpose, run_id, item_id)
+        hit = self.store.lookup(key)
+        leader = self._inflight.get(key)
+        if hit is None and leader is not None:  # the same request is on its way for another caller
+            await asyncio.shield(leader)
+            hit = self.store.lookup(key)  # its answer, unless it failed (then this caller tries itself)
+        if hit is not None:
+            self.stats.cached += 1
+            resp = ChatResponse.from_body(hit)
+            resp.cached = True
+            resp.call_id = key
+            return resp
+        done = self._inflight[key] = asyncio.get_running_loop().create_future()
+        try:
+            return await self._send(key, messages, merged, tools, purpose, run_id, item_id)
+        finally:
+            if self._inflight.get(key) is done:
+                del self._inflight[key]
+            done.set_result(None)
+
+    async def _send(self, key: str, messages: list[dict], merged: dict, tools: list[dict] | None, purpose: str,
+                    run_id: str | None, item_id: str | None) -> ChatResponse:
+        """Send one request (with retries), log every attempt, return the answer."""
         body: dict[str, Any] = {"model": self.model, "messages": messages, **merged}
         if tools:
             body["tools"] = tools

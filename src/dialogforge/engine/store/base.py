@@ -17,6 +17,7 @@ from typing import Any, Callable, Iterator
 import orjson
 
 from . import migrations
+from .codec import Chains, pack, undelta, unpack
 
 
 def default_store_path() -> Path:
@@ -46,6 +47,7 @@ class StoreCore:
         self._pending_responses: dict[str, dict] = {}
         self._pending_memos: dict[tuple[str, str, str], Any] = {}
         self._flush_scheduled = False
+        self._chains = Chains()
         self.before_commit: list[Callable[[], None]] = []
         self.after_commit: list[Callable[[], None]] = []  # e.g. append the committed lines to the output files
 
@@ -71,7 +73,7 @@ class StoreCore:
         ).fetchone()
         if row is None:
             return None
-        return orjson.loads(row[0])
+        return orjson.loads(unpack(row[0]) or b"null")
 
     def log_call(self, *, run_id: str | None, item_id: str | None, purpose: str, endpoint: str, model: str,
                  cache_key: str | None, request: bytes, response: dict | None, prompt_tokens: int = 0,
@@ -98,18 +100,50 @@ class StoreCore:
         self._flush_scheduled = True
         loop.call_soon(self.flush)
 
-    def calls(self, run_id: str, item_id: str | None = None) -> Iterator[dict[str, Any]]:
+    def calls(self, run_id: str, item_id: str | None = None, *, raw: bool = False) -> Iterator[dict[str, Any]]:
+        """A run's calls in order; ``raw=True`` gives request and response as the bytes sent and received."""
         q = ("SELECT id, item_id, purpose, endpoint, model, request, response, prompt_tokens, completion_tokens,"
-             " latency, attempt, error, created_at, replica FROM calls WHERE run_id=?")
+             " latency, attempt, error, created_at, replica, base FROM calls WHERE run_id=?")
         args: tuple = (run_id,)
         if item_id is not None:
             q += " AND item_id=?"
             args += (item_id,)
-        for r in self.db.execute(q + " ORDER BY id", args):
+        known: dict[int, tuple[bytes, bytes]] = {}  # recent calls' request and response, for deltas
+        for r in self.db.execute(q + " ORDER BY id", args).fetchall():
+            resp = unpack(r[6])
+            if r[14] is None:
+                req = unpack(r[5]) or b""
+            else:
+                base = known.get(r[14]) or self._call_bytes(r[14])
+                req = undelta(r[5], *base)
+            known[r[0]] = (req, resp or b"")
+            if len(known) > 4096:
+                known.pop(next(iter(known)))
+            load = (lambda b: b) if raw else (lambda b: orjson.loads(b) if b else None)
             yield {"id": r[0], "item_id": r[1], "purpose": r[2], "endpoint": r[3], "model": r[4],
-                   "request": orjson.loads(r[5]) if r[5] else None, "response": orjson.loads(r[6]) if r[6] else None,
-                   "prompt_tokens": r[7], "completion_tokens": r[8], "latency": r[9], "attempt": r[10], "error": r[11],
-                   "created_at": r[12], "replica": r[13]}
+                   "request": load(req), "response": load(resp), "prompt_tokens": r[7], "completion_tokens": r[8],
+                   "latency": r[9], "attempt": r[10], "error": r[11], "created_at": r[12], "replica": r[13]}
+
+    def request_bytes(self, call_id: int) -> bytes:
+        """The request of one call, byte-equal to what was sent."""
+        return self._call_bytes(call_id)[0]
+
+    def _call_bytes(self, call_id: int) -> tuple[bytes, bytes]:
+        """A call's request and response as sent and received, its chain of deltas undone."""
+        chain = []
+        cid: int | None = call_id
+        while cid is not None:
+            row = self.db.execute("SELECT request, response, base FROM calls WHERE id=?", (cid,)).fetchone()
+            if row is None:
+                raise KeyError(cid)
+            chain.append(row)
+            cid = row[2]
+        req = b""
+        resp = b""
+        for blob, rblob, base in reversed(chain):
+            req = undelta(blob, req, resp) if base is not None else unpack(blob) or b""
+            resp = unpack(rblob) or b""
+        return req, resp
 
     # --- memos: values an item recorded, replayed when it runs again ------------------------
     def memo(self, run_id: str, item_id: str, key: str, value: Any) -> Any:
@@ -134,8 +168,9 @@ class StoreCore:
         event-loop turn). Until then the item is not done: a crash runs it again, its LLM calls
         served from the store."""
         self._pending.append((run_id, item_id, str(status), error, records, time.time()))
+        self._chains.forget(run_id, item_id)
         for file_id, offset, data in appends or ():
-            self._pending_appends.append((file_id, offset, run_id, item_id, data))
+            self._pending_appends.append((file_id, offset, run_id, item_id, len(data), pack(data)))
             self._pending_files[file_id] = offset + len(data)
         if defer:
             self._schedule()
@@ -162,19 +197,19 @@ class StoreCore:
         memos, self._pending_memos = self._pending_memos, {}
         responses, self._pending_responses = self._pending_responses, {}
         db = self.db
-        db.execute("BEGIN")
+        db.execute("BEGIN IMMEDIATE")  # the write lock now: call ids below are ours to give
         try:
             if calls:
                 db.executemany(
-                    "INSERT INTO calls (run_id, item_id, purpose, endpoint, model, cache_key, request, response,"
-                    " prompt_tokens, completion_tokens, latency, attempt, error, cost, created_at, replica)"
-                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", calls)
+                    "INSERT INTO calls (id, run_id, item_id, purpose, endpoint, model, cache_key, request, response,"
+                    " prompt_tokens, completion_tokens, latency, attempt, error, cost, created_at, replica, base)"
+                    " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", self._encode_calls(calls))
             if memos:
                 db.executemany("INSERT OR IGNORE INTO memos (run_id, item_id, key, value) VALUES (?,?,?,?)",
                                [(*k, orjson.dumps(v)) for k, v in memos.items()])
             if appends:
-                db.executemany("INSERT OR REPLACE INTO appends (file, offset, run_id, item_id, data)"
-                               " VALUES (?,?,?,?,?)", appends)
+                db.executemany("INSERT OR REPLACE INTO appends (file, offset, run_id, item_id, length, data)"
+                               " VALUES (?,?,?,?,?,?)", appends)
                 db.executemany("UPDATE files SET size=? WHERE rowid=?", [(s, f) for f, s in files.items()])
             db.executemany(
                 "INSERT INTO items (run_id, item_id, status, error, records, updated_at) VALUES (?,?,?,?,?,?)"
@@ -188,3 +223,13 @@ class StoreCore:
             self._keys.update(responses)
         for hook in self.after_commit:
             hook()
+
+    def _encode_calls(self, calls: list[tuple]) -> list[tuple]:
+        """Calls as stored: numbered, responses packed, requests packed against their item's previous call."""
+        (top,) = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM calls").fetchone()
+        rows = []
+        for n, c in enumerate(calls, top + 1):
+            response = c[7]
+            request, base = self._chains.encode(n, c[0], c[1], c[2], c[6], response)
+            rows.append((n, *c[:6], request, pack(response) if response is not None else None, *c[8:], base))
+        return rows

@@ -138,3 +138,12 @@ def m005_offline_requests(db: sqlite3.Connection) -> None:
 def m006_call_replica(db: sqlite3.Connection) -> None:
     """Which server of an endpoint answered each call (its base URL; NULL without one): replicas, #13."""
     db.execute("ALTER TABLE calls ADD COLUMN replica TEXT")
+
+
+@migration(7)
+def m007_compressed_blobs(db: sqlite3.Connection) -> None:
+    """Blobs become zstd frames (see codec; older raw blobs still read); a request may be compressed against
+    an earlier call of its item (``base``); appends keep their uncompressed length."""
+    db.execute("ALTER TABLE calls ADD COLUMN base INTEGER")
+    db.execute("ALTER TABLE appends ADD COLUMN length INTEGER")
+    db.execute("UPDATE appends SET length = length(data)")

@@ -9,6 +9,7 @@ import orjson
 
 from ..types import ItemStatus, RunStatus
 from .base import StoreCore
+from .codec import unpack
 
 
 @dataclass(slots=True)
@@ -50,6 +51,8 @@ class RunStore(StoreCore):
     def end_run(self, run_id: str, status: str, error: str | None = None) -> None:
         self.db.execute("UPDATE runs SET status=?, updated_at=?, error=? WHERE run_id=?",
                         (str(status), time.time(), error, run_id))
+        # the WAL file keeps its largest size until truncated: give the disk back when a run ends
+        self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def item_statuses(self, run_id: str) -> dict[str, str]:
         return dict(self.db.execute("SELECT item_id, status FROM items WHERE run_id=?", (run_id,)))
@@ -78,20 +81,21 @@ class RunStore(StoreCore):
 
     def appended(self, file_id: int, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
         """(offset, bytes) of the recorded appends to a file that end after ``start``, in file order."""
-        q = "SELECT offset, data FROM appends WHERE file=? AND offset + length(data) > ?"
+        q = "SELECT offset, data FROM appends WHERE file=? AND offset + length > ?"
         args: tuple = (file_id, start)
         if end is not None:
             q += " AND offset < ?"
             args += (end,)
-        yield from self.db.execute(q + " ORDER BY offset", args)
+        for offset, data in self.db.execute(q + " ORDER BY offset", args):
+            yield offset, unpack(data) or b""
 
     def append_at(self, file_id: int, end: int) -> tuple[int, bytes] | None:
         """The recorded append that ends exactly at ``end`` (the last one before it), if any."""
-        row = self.db.execute("SELECT offset, data FROM appends WHERE file=? AND offset < ? ORDER BY offset DESC"
+        row = self.db.execute("SELECT offset, length, data FROM appends WHERE file=? AND offset < ? ORDER BY offset DESC"
                               " LIMIT 1", (file_id, end)).fetchone()
-        if row is None or row[0] + len(row[1]) != end:
+        if row is None or row[0] + row[1] != end:
             return None
-        return row[0], row[1]
+        return row[0], unpack(row[2]) or b""
 
     def first_append(self, file_id: int) -> int | None:
         row = self.db.execute("SELECT MIN(offset) FROM appends WHERE file=?", (file_id,)).fetchone()

@@ -1,0 +1,87 @@
+"""Run store bytes per output byte (#15): the store file and its WAL after the run ends, against every
+file the run wrote. Runs the real workflows through their Python API against the local fake server.
+
+    .venv/bin/python benchmarks/store_size.py generate --n 20000
+    .venv/bin/python benchmarks/store_size.py persona --n 300 --turns 10 [--judge]
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO / "tests" / "persona"))  # the scripted persona model the tests use
+
+
+def sizes(store: Path, outputs: list[Path]) -> tuple[int, int]:
+    st = sum(p.stat().st_size for p in (store, Path(f"{store}-wal")) if p.exists())
+    return st, sum(p.stat().st_size for p in outputs if p.is_file())
+
+
+def bench_generate(tmp: Path, n: int) -> tuple[int, int, float]:
+    from dialogforge.engine import Engine
+    from dialogforge.testing.fake_server import FakeServer
+    from dialogforge.workflows.generate import GenerateOptions, generate
+    inp = tmp / "prompts.jsonl"
+    with inp.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"p{i}", "prompt": f"Question {i}: explain item {i} in two sentences."}) + "\n")
+    out = tmp / "answers.jsonl"
+    with FakeServer.background() as srv:
+        eng = Engine.from_dict({"endpoints": {"main": {"base_url": srv.base_url, "model": "m"}}},
+                               store=tmp / "store.sqlite")
+        t0 = time.perf_counter()
+
+        async def main():
+            try:
+                await generate(eng, inp, out, GenerateOptions(), concurrency=256, progress=False)
+            finally:
+                await eng.aclose()
+        asyncio.run(main())
+        dt = time.perf_counter() - t0
+    eng.store.close()
+    st, o = sizes(tmp / "store.sqlite", [out])
+    return st, o, dt
+
+
+def bench_persona(tmp: Path, n: int, turns: int, judge: bool) -> tuple[int, int, float]:
+    import persona_fake as F
+
+    from dialogforge.testing.fake_server import FakeServer
+    from dialogforge.workflows import persona
+    seeds = F.write_seeds(tmp / "seeds.jsonl", n)
+    with FakeServer.background(responder=F.responder) as srv:
+        cfg = F.config(srv.base_url, tmp, seeds=seeds, turns=turns, concurrency=64)
+        cfg["persona"]["quality"]["judge"] = judge
+        t0 = time.perf_counter()
+        res = persona.run(cfg, progress=False, store=tmp / "store.sqlite")
+        dt = time.perf_counter() - t0
+    outs = [res.raw_path, res.filtered_path, res.summary_path]
+    st, o = sizes(tmp / "store.sqlite", outs)
+    return st, o, dt
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("what", choices=["generate", "persona"])
+    ap.add_argument("--n", type=int, default=300)
+    ap.add_argument("--turns", type=int, default=10)
+    ap.add_argument("--judge", action="store_true")
+    a = ap.parse_args()
+    with tempfile.TemporaryDirectory() as d:
+        if a.what == "generate":
+            st, o, dt = bench_generate(Path(d), a.n)
+            label = f"generate, {a.n:,} single calls"
+        else:
+            st, o, dt = bench_persona(Path(d), a.n, a.turns, a.judge)
+            label = f"persona run, {a.n} dialogues, {a.turns} turns, judge {'on' if a.judge else 'off'}"
+    print(f"| {label} | {o / 1e6:.2f} MB | {st / 1e6:.2f} MB | {st / o:.2f}x | {dt:.1f} s |")
+
+
+if __name__ == "__main__":
+    main()
