@@ -98,7 +98,7 @@ class LLM:
             merged = {**merged, "seed": merged["seed"] + sample}
         key = cache_key(self.model, messages, merged, tools, schema_name, sample)
         if not use_cache:
-            return await self._send(key, messages, merged, tools, purpose, run_id, item_id)
+            return await self._request(key, messages, merged, tools, purpose, run_id, item_id)
         hit = self.store.lookup(key)
         leader = self._inflight.get(key)
         if hit is None and leader is not None:  # the same request is on its way for another caller
@@ -112,13 +112,13 @@ class LLM:
             return resp
         done = self._inflight[key] = asyncio.get_running_loop().create_future()
         try:
-            return await self._send(key, messages, merged, tools, purpose, run_id, item_id)
+            return await self._request(key, messages, merged, tools, purpose, run_id, item_id)
         finally:
             if self._inflight.get(key) is done:
                 del self._inflight[key]
             done.set_result(None)
 
-    async def _send(self, key: str, messages: list[dict], merged: dict, tools: list[dict] | None, purpose: str,
+    async def _request(self, key: str, messages: list[dict], merged: dict, tools: list[dict] | None, purpose: str,
                     run_id: str | None, item_id: str | None) -> ChatResponse:
         """Send one request (with retries), log every attempt, return the answer."""
         body: dict[str, Any] = {"model": self.model, "messages": messages, **merged}
