@@ -146,14 +146,10 @@ def require_rows(*paths: Path) -> None:
 
 def run_async(coro_fn: Callable[[], Any]) -> Any:
     import asyncio
-    import gc
 
     from ..engine.loop import install_fast_loop
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     install_fast_loop()
-    # one command per process: what is loaded by now (modules, config, engine) lives until exit, so the
-    # collector's full passes need not walk it again and again while the run allocates per item
-    gc.freeze()
     return asyncio.run(coro_fn())
 
 
