@@ -62,6 +62,9 @@ class LLM:
         self.structured_mode = cfg.structured_output
         self._defaults = dict(cfg.params)
         self._inflight: dict[str, asyncio.Future] = {}  # cache key -> done when its request is answered or failed
+        # Identical requests in flight at once are sent once. The batch executor turns this off: there a call
+        # waiting on another item's call would not count as parked, and the round would never fire.
+        self.single_flight = True
 
     async def chat(self, messages: list[dict], *, purpose: str = "main", sample: int = 0,
                    schema: type[BaseModel] | None = None, tools: list[dict] | None = None,
@@ -97,7 +100,9 @@ class LLM:
             # another sample is another draw: with a fixed seed the server would repeat itself
             merged = {**merged, "seed": merged["seed"] + sample}
         key = cache_key(self.model, messages, merged, tools, schema_name, sample)
-        if not use_cache:
+        if not use_cache or not self.single_flight:
+            if use_cache and (hit := self.store.lookup(key)) is not None:
+                return self._cached(hit, key)
             return await self._request(key, messages, merged, tools, purpose, run_id, item_id)
         hit = self.store.lookup(key)
         leader = self._inflight.get(key)
@@ -105,11 +110,7 @@ class LLM:
             await asyncio.shield(leader)
             hit = self.store.lookup(key)  # its answer, unless it failed (then this caller tries itself)
         if hit is not None:
-            self.stats.cached += 1
-            resp = ChatResponse.from_body(hit)
-            resp.cached = True
-            resp.call_id = key
-            return resp
+            return self._cached(hit, key)
         done = self._inflight[key] = asyncio.get_running_loop().create_future()
         try:
             return await self._request(key, messages, merged, tools, purpose, run_id, item_id)
@@ -117,6 +118,13 @@ class LLM:
             if self._inflight.get(key) is done:
                 del self._inflight[key]
             done.set_result(None)
+
+    def _cached(self, hit: dict, key: str) -> ChatResponse:
+        self.stats.cached += 1
+        resp = ChatResponse.from_body(hit)
+        resp.cached = True
+        resp.call_id = key
+        return resp
 
     async def _request(self, key: str, messages: list[dict], merged: dict, tools: list[dict] | None, purpose: str,
                     run_id: str | None, item_id: str | None) -> ChatResponse:

@@ -110,6 +110,7 @@ class _BatchEngine:
                                          "max_retries": self._ctl.max_attempts - 1})
             llm = self._llms[name] = LLM(name, cfg, _BatchBackend(self._ctl, name, cfg.model or name),
                                          self._engine.store, self._gate, self._engine.stats)
+            llm.single_flight = False  # every waiting call must be parked, or the round waits for it forever
         return llm
 
 
