@@ -1,4 +1,4 @@
-"""`dialogforge runs` and `dialogforge runs show RUN`: what the run store recorded."""
+"""`dialogforge runs` (with each run's share of the store), `runs show|calls RUN`, `runs prune RUN`."""
 from __future__ import annotations
 
 import datetime as dt
@@ -15,6 +15,7 @@ from ..engine.store import default_store_path
 from .common import StoreOpt, friendly_errors
 from .common import escape as esc
 
+RunArg = typer.Argument(None, help="Run id, a unique prefix or an output file of the run (default: the newest run).")
 out = Console() if sys.stdout.isatty() else Console(width=200)  # piped: don't fold rows at 80 columns
 
 
@@ -28,6 +29,20 @@ def _open(ctx: typer.Context, store: Optional[Path]) -> RunStore:
         raise DialogforgeError(f"no run store at {path} (nothing has run with this store yet; "
                                f"--store names another, $DIALOGFORGE_HOME moves the default)")
     return RunStore(path)
+
+
+def _size(n: float) -> str:
+    for unit in ("B", "kB", "MB", "GB"):
+        if n < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}"
+        n /= 1000
+    return ""
+
+
+def _pruned_note(pruned: dict) -> str:
+    return (f"request bodies pruned on {_when(pruned['at'])}: {pruned['requests']:,} request bodies and "
+            f"{pruned['failed']:,} failed attempts dropped ({_size(pruned['bytes'])}); responses, memos and "
+            "recorded lines kept")
 
 
 def _when(ts: float) -> str:
@@ -74,21 +89,28 @@ def register(app: typer.Typer) -> None:
         if ctx.invoked_subcommand:
             return
         st = _open(ctx, store)
+        shares = st.shares()
         table = Table(title=f"runs in {st.path}")
         table.add_column("run", no_wrap=True)
         for col in ("workflow", "status", "done", "failed", "updated"):
             table.add_column(col, no_wrap=True)
+        table.add_column("store", justify="right", no_wrap=True)
+        table.add_column("share", justify="right", no_wrap=True)
         table.add_column("output", overflow="fold")
         for r in st.runs():
-            table.add_row(r.run_id, r.name, r.status, str(r.done), str(r.failed), _when(r.updated_at),
+            status = f"{r.status} (pruned)" if r.info.get("pruned") else r.status
+            table.add_row(r.run_id, r.name, status, str(r.done), str(r.failed), _when(r.updated_at),
+                          _size(shares.runs.get(r.run_id, 0)), f"{shares.percent(r.run_id):.1f}%",
                           next(iter(r.outputs.values()), ""))
         out.print(table)
+        other = shares.other
+        out.print(f"store {_size(shares.file_bytes)} (+ WAL {_size(shares.wal_bytes)}): runs "
+                  f"{_size(shares.file_bytes - other)}, free pages and the store's own {_size(other)} "
+                  f"({100 * other / max(1, shares.file_bytes):.1f}%)", highlight=False)
 
     @runs_app.command("show")
     @friendly_errors
-    def runs_show(ctx: typer.Context, run: Optional[str] = typer.Argument(None, help="Run id or a unique prefix "
-                                                                                  "(default: the newest run)."),
-                  store: Optional[Path] = StoreOpt) -> None:
+    def runs_show(ctx: typer.Context, run: Optional[str] = RunArg, store: Optional[Path] = StoreOpt) -> None:
         """Summarise one run: calls, tokens, cost and latency per purpose; errors; failed items."""
         st = _open(ctx, store)
         info = _find(st, run)
@@ -97,6 +119,8 @@ def register(app: typer.Typer) -> None:
         out.print(f"command: {esc(str(info.command))}", highlight=False)
         for k, v in info.outputs.items():
             out.print(f"output {k}: {esc(str(v))}", highlight=False)
+        if s["pruned"]:
+            out.print(_pruned_note(s["pruned"]), highlight=False)
         if info.error:  # a crashed run: the traceback the user was pointed to
             out.print("[red]stopped by an error that is not an item's:[/]")
             out.print(info.error.rstrip(), highlight=False, markup=False)
@@ -125,26 +149,28 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.command("calls")
     @friendly_errors
-    def runs_calls(ctx: typer.Context, run: Optional[str] = typer.Argument(None, help="Run id or a unique prefix "
-                                                                                   "(default: the newest run)."),
+    def runs_calls(ctx: typer.Context, run: Optional[str] = RunArg,
                    item: Optional[str] = typer.Option(None, "--item", help="Only this item's calls."),
                    purpose: Optional[str] = typer.Option(None, "--purpose", help="Only calls of this purpose."),
                    output: Optional[Path] = typer.Option(None, "--output", "-o",
-                                                         help="Write every call (request and response) as JSONL."),
+                                                         help="Write every call (request and response) to this "
+                                                              "file: JSONL, or Parquet for a .parquet name."),
+                   fmt: Optional[str] = typer.Option(None, "--format", help="jsonl or parquet (default: from the "
+                                                                            "--output name's suffix)."),
                    store: Optional[Path] = StoreOpt) -> None:
-        """Every model call of a run, in order: a table, or the full requests and responses as JSONL."""
-        import orjson
-
+        """Every model call of a run, in order: a table, or the full requests and responses as JSONL or Parquet."""
+        kind = _calls_format(fmt, output)
         st = _open(ctx, store)
         info = _find(st, run)
-        calls = (c for c in st.calls(info.run_id, item) if purpose is None or c["purpose"] == purpose)
+        pruned = st.pruned(info.run_id)
+        if pruned:
+            out.print(f"note: {_pruned_note(pruned)}; their `request` is null", highlight=False)
+        calls = (c for c in st.calls(info.run_id, item, raw=kind == "parquet")
+                 if purpose is None or c["purpose"] == purpose)
         if output is not None:
-            n = 0
-            with output.open("wb") as f:
-                for c in calls:
-                    f.write(orjson.dumps(c, option=orjson.OPT_APPEND_NEWLINE))
-                    n += 1
-            out.print(f"{n} calls written to {esc(str(output))}", highlight=False)
+            from .calls_file import write_calls_jsonl, write_calls_parquet
+            n = (write_calls_parquet if kind == "parquet" else write_calls_jsonl)(calls, output)
+            out.print(f"{n} calls written to {esc(str(output))} ({kind})", highlight=False)
             return
         t = Table(title=f"calls of {info.run_id}")
         for col in ("id", "item", "purpose", "model", "tokens in/out", "latency", "attempt", "result"):
@@ -152,8 +178,40 @@ def register(app: typer.Typer) -> None:
         for c in calls:
             resp = c["response"] or {}
             text = ((resp.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
-            result = f"[red]{c['error']}[/]" if c["error"] else text.replace("\n", " ")[:60]
+            result = f"[red]{esc(c['error'])}[/]" if c["error"] else esc(text.replace("\n", " ")[:60])
             t.add_row(str(c["id"]), c["item_id"] or "", c["purpose"], c["model"] or "",
                       f"{c['prompt_tokens'] or 0}/{c['completion_tokens'] or 0}", f"{c['latency'] or 0:.2f}s",
                       str(c["attempt"]), result)
         out.print(t)
+
+    @runs_app.command("prune")
+    @friendly_errors
+    def runs_prune(ctx: typer.Context, run: str = typer.Argument(..., help="A finished run: its id, a unique "
+                                                                         "prefix or one of its output files."),
+                   dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be freed; change nothing."),
+                   store: Optional[Path] = StoreOpt) -> None:
+        """Drop a finished run's request bodies and failed attempts; keep what resuming, rebuilding its outputs
+        and every run's cache need (responses, memos, recorded lines); then VACUUM the file."""
+        st = _open(ctx, store)
+        plan = st.prune(run, dry_run=dry_run)
+        what = (f"{plan.requests:,} request bodies and {plan.failed:,} failed attempts "
+                f"({_size(plan.bytes)} of stored data)")
+        if dry_run:
+            out.print(f"{plan.run_id}: would drop {what}; nothing changed (dry run)", highlight=False)
+        elif not (plan.requests or plan.failed):
+            out.print(f"{plan.run_id}: nothing to prune (no request bodies or failed attempts left)", highlight=False)
+        elif plan.file_after is None:
+            out.print(f"{plan.run_id}: dropped {what}; the store is in use by another process, so the file was "
+                      "not vacuumed: later runs reuse the space, `runs prune` again shrinks it", highlight=False)
+        else:
+            out.print(f"{plan.run_id}: dropped {what}; store file {_size(plan.file_before)} -> "
+                      f"{_size(plan.file_after)} (VACUUM), {_size(plan.file_before - plan.file_after)} freed",
+                      highlight=False)
+
+
+def _calls_format(fmt: Optional[str], output: Optional[Path]) -> str:
+    if fmt is not None and fmt not in ("jsonl", "parquet"):
+        raise DialogforgeError(f"--format {fmt!r}: use jsonl or parquet")
+    if fmt is not None and output is None:
+        raise DialogforgeError(f"--format {fmt} needs --output FILE")
+    return fmt or ("parquet" if output is not None and output.suffix.lower() == ".parquet" else "jsonl")

@@ -1,15 +1,69 @@
 """Runs, their items and their output files, as the run store records them."""
 from __future__ import annotations
 
+import sqlite3
 import time
-from dataclasses import dataclass
+from pathlib import Path
+from dataclasses import dataclass, field
 from typing import Any, Iterator
 
 import orjson
 
+from ..errors import DialogforgeError
 from ..types import ItemStatus, RunStatus
 from .base import StoreCore
 from .codec import unpack
+
+# What each table holds of a run: (table, payload of one row in bytes). A run's share of a table's
+# pages is its part of that table's payload; what no run owns (free pages, the schema, output-file
+# sizes) is the store's own.
+_PAYLOAD = (
+    ("calls", "COALESCE(length(request),0) + COALESCE(length(response),0) + COALESCE(length(cache_key),0)"
+              " + COALESCE(length(error),0) + COALESCE(length(item_id),0) + COALESCE(length(purpose),0) + 48"),
+    ("appends", "length(data) + length(item_id) + 24"),
+    ("memos", "length(value) + length(key) + length(item_id)"),
+    ("items", "length(item_id) + COALESCE(length(error),0) + 24"),
+    ("offline_requests", "length(custom_id) + length(file) + COALESCE(length(response),0) + 8"),
+    ("batch_jobs", "length(batch_id) + length(endpoint) + 80"),
+    ("runs", "length(run_id) + COALESCE(length(identity),0) + COALESCE(length(command),0)"
+             " + COALESCE(length(outputs),0) + COALESCE(length(error),0) + COALESCE(length(info),0) + 40"),
+)
+
+
+class PruneRefused(DialogforgeError):
+    """A run that cannot be pruned (unknown, ambiguous, not finished); nothing was changed."""
+
+
+@dataclass(slots=True)
+class StoreShares:
+    """How the store file's bytes divide among its runs."""
+    file_bytes: int  # the store file (not its WAL)
+    wal_bytes: int
+    runs: dict[str, int] = field(default_factory=dict)  # run id -> bytes attributed to it
+
+    @property
+    def other(self) -> int:
+        """Bytes no run owns: free pages, the schema, the output-file table, rounding."""
+        return max(0, self.file_bytes - sum(self.runs.values()))
+
+    def percent(self, run_id: str) -> float:
+        return 100.0 * self.runs.get(run_id, 0) / self.file_bytes if self.file_bytes else 0.0
+
+
+@dataclass(slots=True)
+class PrunePlan:
+    """What `prune` drops of a finished run: its request bodies and its failed (unanswered) attempts."""
+    run_id: str
+    requests: int = 0  # answered calls whose request body goes
+    request_bytes: int = 0
+    failed: int = 0  # call rows without a response (errors, retried or final) that go entirely
+    failed_bytes: int = 0
+    file_before: int = 0
+    file_after: int | None = None  # None: a dry run, or the store was busy and could not be vacuumed
+
+    @property
+    def bytes(self) -> int:
+        return self.request_bytes + self.failed_bytes
 
 
 @dataclass(slots=True)
@@ -24,6 +78,7 @@ class RunInfo:
     done: int = 0
     failed: int = 0
     error: str | None = None  # the traceback of a crashed run
+    info: dict = field(default_factory=dict)  # {"pruned": {...}} once `prune` dropped request bodies
 
 
 class RunStore(StoreCore):
@@ -114,25 +169,183 @@ class RunStore(StoreCore):
         for r in self.db.execute(
             "SELECT r.run_id, r.name, r.created_at, r.updated_at, r.status, r.command, r.outputs,"
             " (SELECT COUNT(*) FROM items i WHERE i.run_id=r.run_id AND i.status='done'),"
-            " (SELECT COUNT(*) FROM items i WHERE i.run_id=r.run_id AND i.status='failed'), r.error"
+            " (SELECT COUNT(*) FROM items i WHERE i.run_id=r.run_id AND i.status='failed'), r.error, r.info"
             " FROM runs r ORDER BY r.updated_at DESC"):
-            out.append(RunInfo(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6] or "{}"), r[7], r[8], r[9]))
+            out.append(RunInfo(r[0], r[1], r[2], r[3], r[4], r[5], orjson.loads(r[6] or "{}"), r[7], r[8], r[9],
+                               orjson.loads(r[10]) if r[10] else {}))
         return out
 
-    def find_run(self, prefix: str) -> RunInfo | None:
-        matches = [r for r in self.runs() if r.run_id == prefix or r.run_id.startswith(prefix)]
-        return matches[0] if len(matches) >= 1 else None
+    def find_run(self, ref: str) -> RunInfo | None:
+        """The run with this id, else the newest whose id starts with it or that wrote this output file."""
+        matches = _matching(self.runs(), ref)
+        return matches[0] if matches else None
 
     def run_summary(self, run_id: str) -> dict[str, Any]:
-        by_purpose = [
-            {"purpose": p, "calls": n, "errors": e, "prompt_tokens": pt or 0, "completion_tokens": ct or 0,
-             "cost": c or 0.0, "mean_latency": lat or 0.0}
+        by_purpose = {
+            p: {"purpose": p, "calls": n, "errors": e, "prompt_tokens": pt or 0, "completion_tokens": ct or 0,
+                "cost": c or 0.0, "mean_latency": lat or 0.0}
             for p, n, e, pt, ct, c, lat in self.db.execute(
                 "SELECT purpose, COUNT(*), SUM(error IS NOT NULL), SUM(prompt_tokens), SUM(completion_tokens),"
                 " SUM(cost), AVG(CASE WHEN error IS NULL THEN latency END) FROM calls WHERE run_id=? GROUP BY purpose",
                 (run_id,))
-        ]
-        errors = [{"error": e, "count": n} for e, n in self.db.execute(
-            "SELECT error, COUNT(*) FROM calls WHERE run_id=? AND error IS NOT NULL GROUP BY error"
-            " ORDER BY COUNT(*) DESC LIMIT 10", (run_id,))]
-        return {"by_purpose": by_purpose, "call_errors": errors, "failures": self.failures(run_id)}
+        }
+        errors = dict(self.db.execute("SELECT error, COUNT(*) FROM calls WHERE run_id=? AND error IS NOT NULL"
+                                      " GROUP BY error", (run_id,)).fetchall())
+        pruned = self.pruned(run_id)  # failed attempts a prune dropped still count
+        for p, n in pruned.get("failed_by_purpose", {}).items():
+            row = by_purpose.setdefault(p, {"purpose": p, "calls": 0, "errors": 0, "prompt_tokens": 0,
+                                            "completion_tokens": 0, "cost": 0.0, "mean_latency": 0.0})
+            row["calls"] += n
+            row["errors"] += n
+        for e, n in pruned.get("errors", {}).items():
+            errors[e] = errors.get(e, 0) + n
+        top = sorted(errors.items(), key=lambda kv: -kv[1])[:10]
+        return {"by_purpose": list(by_purpose.values()), "call_errors": [{"error": e, "count": n} for e, n in top],
+                "failures": list(self.failures(run_id)), "pruned": pruned}
+
+    # --- each run's share of the file, and pruning ------------------------------------------
+    def pruned(self, run_id: str) -> dict[str, Any]:
+        """What prunes dropped of a run ({} if never pruned): at, requests, failed, bytes, errors, failed_by_purpose."""
+        row = self.db.execute("SELECT info FROM runs WHERE run_id=?", (run_id,)).fetchone()
+        info = orjson.loads(row[0]) if row and row[0] else {}
+        return info.get("pruned") or {}
+
+    def disk_bytes(self) -> tuple[int, int]:
+        """(store file, its WAL) in bytes as they are on disk."""
+        wal = self.path.with_name(self.path.name + "-wal")
+        return self.path.stat().st_size, wal.stat().st_size if wal.exists() else 0
+
+    def shares(self) -> StoreShares:
+        """Each run's bytes: its part of every table's pages (indexes included), by its rows' payload."""
+        self.flush()
+        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
+        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
+        out = StoreShares(page_size * pages, self.disk_bytes()[1])
+        tables = self._table_bytes()
+        for table, expr in _PAYLOAD:
+            try:
+                per_run = self.db.execute(f"SELECT run_id, SUM({expr}) FROM {table} WHERE run_id IS NOT NULL"
+                                          " GROUP BY run_id").fetchall()
+            except sqlite3.OperationalError:  # a table this store's layout does not have
+                continue
+            total = sum(n or 0 for _, n in per_run)
+            if not total:
+                continue
+            size = tables.get(table, total) if tables is not None else total
+            for rid, n in per_run:
+                out.runs[rid] = out.runs.get(rid, 0) + size * (n or 0) // total
+        return out
+
+    def _table_bytes(self) -> dict[str, int] | None:
+        """Bytes of each table's pages, its indexes' included (SQLite's dbstat; None where it is not built in)."""
+        try:
+            rows = self.db.execute(
+                "SELECT s.tbl_name, SUM(d.pgsize) FROM dbstat AS d JOIN sqlite_schema AS s ON s.name = d.name"
+                " WHERE d.aggregate = TRUE GROUP BY s.tbl_name").fetchall()
+        except sqlite3.OperationalError:
+            return None
+        return {t: n for t, n in rows}
+
+    def resolve_run(self, ref: str) -> RunInfo:
+        """The run with this id, or the one run whose id starts with it or that wrote this output file;
+        refused (PruneRefused) otherwise."""
+        matches = _matching(self.runs(), ref)
+        if not matches:
+            raise PruneRefused(f"no run {ref!r} in {self.path} (see `dialogforge runs`); nothing changed")
+        if len(matches) > 1:
+            ids = ", ".join(r.run_id for r in matches[:3]) + (", ..." if len(matches) > 3 else "")
+            raise PruneRefused(f"{ref!r} matches {len(matches)} runs ({ids}): give more of the id; nothing changed")
+        return matches[0]
+
+    def prune_plan(self, ref: str) -> PrunePlan:
+        """What pruning a finished run would drop; refused (PruneRefused) for any other run."""
+        info = self.resolve_run(ref)
+        _check_finished(info)
+        rid = info.run_id
+        foreign = self.db.execute("SELECT c.id FROM calls c JOIN calls b ON b.id = c.base WHERE b.run_id=?"
+                                  " AND c.run_id IS NOT ? LIMIT 1", (rid, rid)).fetchone()
+        if foreign is not None:  # never made by this store's writer; refused rather than break that call
+            raise PruneRefused(f"call {foreign[0]} of another run is stored against {rid}'s calls; nothing changed")
+        plan = PrunePlan(rid, file_before=sum(self.disk_bytes()))
+        plan.requests, plan.request_bytes = self.db.execute(
+            "SELECT COUNT(*), COALESCE(SUM(length(request)), 0) FROM calls WHERE run_id=? AND response IS NOT NULL"
+            " AND request IS NOT NULL", (rid,)).fetchone()
+        plan.failed, plan.failed_bytes = self.db.execute(
+            f"SELECT COUNT(*), COALESCE(SUM({_PAYLOAD[0][1]}), 0) FROM calls WHERE run_id=? AND response IS NULL",
+            (rid,)).fetchone()
+        return plan
+
+    def prune(self, ref: str, *, dry_run: bool = False, vacuum: bool = True) -> PrunePlan:
+        """Drop a finished run's request bodies and failed attempts; keep its responses (the cache, other runs'
+        hits, replay), memos, items and recorded lines (resume, rebuilding outputs). Then VACUUM the file."""
+        self.flush()
+        plan = self.prune_plan(ref)
+        if dry_run or not (plan.requests or plan.failed):
+            return plan
+        rid = plan.run_id
+        db = self.db
+        db.execute("BEGIN IMMEDIATE")
+        try:
+            row = db.execute("SELECT status, info FROM runs WHERE run_id=?", (rid,)).fetchone()
+            if row is None or row[0] != RunStatus.FINISHED:  # started again since the plan was made
+                raise PruneRefused(f"run {rid} is {row[0] if row else 'gone'} now; nothing changed")
+            info = orjson.loads(row[1]) if row[1] else {}
+            info["pruned"] = _pruned_summary(db, rid, info.get("pruned") or {}, plan)
+            db.execute("UPDATE calls SET request=NULL, base=NULL WHERE run_id=? AND response IS NOT NULL", (rid,))
+            db.execute("DELETE FROM calls WHERE run_id=? AND response IS NULL", (rid,))
+            db.execute("UPDATE runs SET info=? WHERE run_id=?", (orjson.dumps(info).decode(), rid))
+            db.execute("COMMIT")
+        except BaseException:
+            db.execute("ROLLBACK")
+            raise
+        if vacuum:
+            plan.file_after = self.vacuum()
+        return plan
+
+    def vacuum(self) -> int | None:
+        """Rewrite the file without its free pages (VACUUM) and truncate the WAL; the bytes on disk after,
+        or None when another process held the store too long (the free pages are reused by later runs)."""
+        try:
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+            self.db.execute("VACUUM")
+            self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
+        except sqlite3.OperationalError:
+            return None
+        return sum(self.disk_bytes())
+
+
+def _matching(runs: list[RunInfo], ref: str) -> list[RunInfo]:
+    """Runs named by ``ref``: its id; else those whose id starts with it; else those that wrote that file."""
+    exact = [r for r in runs if r.run_id == ref]
+    if exact:
+        return exact
+    prefixed = [r for r in runs if r.run_id.startswith(ref)]
+    if prefixed:
+        return prefixed
+    path = str(Path(ref).resolve())
+    return [r for r in runs if path in r.outputs.values()]
+
+
+_NOT_FINISHED = {"running": "still running (or was killed: rerun its command to finish it)",
+                 "interrupted": "interrupted: rerun its command to finish it",
+                 "crashed": "crashed: rerun its command to finish it"}
+
+
+def _check_finished(info: RunInfo) -> None:
+    if info.status != RunStatus.FINISHED:
+        why = _NOT_FINISHED.get(str(info.status), str(info.status))
+        raise PruneRefused(f"run {info.run_id} is {why}; only a finished run can be pruned; nothing changed")
+
+
+def _pruned_summary(db: sqlite3.Connection, run_id: str, before: dict, plan: PrunePlan) -> dict:
+    """The prune record kept in runs.info: counts add up over repeated prunes; errors stay countable."""
+    errors = dict(before.get("errors") or {})
+    by_purpose = dict(before.get("failed_by_purpose") or {})
+    for purpose, error, n in db.execute("SELECT purpose, error, COUNT(*) FROM calls WHERE run_id=? AND"
+                                        " response IS NULL GROUP BY purpose, error", (run_id,)):
+        by_purpose[purpose] = by_purpose.get(purpose, 0) + n
+        if error is not None:
+            errors[error] = errors.get(error, 0) + n
+    return {"at": time.time(), "requests": before.get("requests", 0) + plan.requests,
+            "failed": before.get("failed", 0) + plan.failed, "bytes": before.get("bytes", 0) + plan.bytes,
+            "errors": errors, "failed_by_purpose": by_purpose}

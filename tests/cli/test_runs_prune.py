@@ -1,0 +1,92 @@
+"""`dialogforge runs` share column, `runs prune` (refusals, --dry-run, VACUUM), `runs calls` as Parquet."""
+from __future__ import annotations
+
+import json
+
+import pyarrow.parquet as pq
+from typer.testing import CliRunner
+
+from dialogforge.cli.main import app
+from dialogforge.testing.fake_server import FakeServer
+
+ENV = {"COLUMNS": "200"}
+
+
+def _cli(*args):
+    return CliRunner().invoke(app, [str(a) for a in args], env=ENV)
+
+
+def _generate(tmp_path, srv, store, name, n):
+    src = tmp_path / f"{name}.in.jsonl"
+    src.write_text("".join(json.dumps({"prompt": f"{name} prompt number {i}: " + "tell me more. " * 20}) + "\n"
+                           for i in range(n)))
+    r = _cli("generate", src, "-o", tmp_path / f"{name}.jsonl", "--base-url", srv.base_url, "--model", "m",
+             "--store", store, "-q")
+    assert r.exit_code == 0, r.output
+    listed = _cli("runs", "--store", store)
+    return next(line.split()[1] for line in listed.output.splitlines() if f"{name}.jsonl" in line)
+
+
+def test_share_column_prune_and_refusals(tmp_path):
+    store = tmp_path / "s.sqlite"
+    with FakeServer() as srv:
+        srv.inject(status=500, count=2, retry_after=0)
+        small = _generate(tmp_path, srv, store, "small", 3)
+        big = _generate(tmp_path, srv, store, "big", 30)
+    listed = _cli("runs", "--store", store)
+    assert listed.exit_code == 0 and "share" in listed.output and "store" in listed.output
+    pct = {rid: float(next(t for t in line.split() if t.endswith("%"))[:-1])
+           for line in listed.output.splitlines() for rid in (small, big) if rid in line}
+    assert 0 < pct[small] < pct[big] and 50 < pct[small] + pct[big] <= 100, listed.output
+    assert "free pages and the store's own" in listed.output
+
+    for bad, said in (("nope", "no run 'nope'"), ("generate-", "matches 2 runs")):
+        r = _cli("runs", "prune", bad, "--store", store)
+        assert r.exit_code != 0 and said in r.output and "nothing changed" in r.output, r.output
+        assert "Traceback" not in r.output and len(r.output.strip().splitlines()) == 1
+
+    size = store.stat().st_size
+    dry = _cli("runs", "prune", big, "--dry-run", "--store", store)
+    assert dry.exit_code == 0 and "would drop 30 request bodies" in dry.output and "nothing changed" in dry.output
+    assert store.stat().st_size == size
+    r = _cli("runs", "prune", big, "--store", store)
+    assert r.exit_code == 0 and "dropped 30 request bodies" in r.output and "(VACUUM)" in r.output, r.output
+    assert store.stat().st_size < size
+    listed = _cli("runs", "--store", store)
+    assert "finished (pruned)" in listed.output
+    show = _cli("runs", "show", big, "--store", store)
+    assert show.exit_code == 0 and "request bodies pruned" in show.output, show.output
+
+    jsonl = tmp_path / "calls.jsonl"
+    r = _cli("runs", "calls", big, "-o", jsonl, "--store", store)
+    assert r.exit_code == 0 and "request bodies pruned" in r.output
+    rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    assert len(rows) == 30 and all(c["request"] is None and c["response"]["choices"] for c in rows)
+
+
+def test_calls_as_parquet_match_the_jsonl(tmp_path):
+    store = tmp_path / "s.sqlite"
+    with FakeServer() as srv:
+        run = _generate(tmp_path, srv, store, "gen", 5)
+    jsonl, parquet, other = tmp_path / "c.jsonl", tmp_path / "c.parquet", tmp_path / "c.data"
+    assert _cli("runs", "calls", run, "-o", jsonl, "--store", store).exit_code == 0
+    r = _cli("runs", "calls", run, "-o", parquet, "--store", store)
+    assert r.exit_code == 0 and "5 calls written" in r.output and "(parquet)" in r.output, r.output
+    assert _cli("runs", "calls", run, "-o", other, "--format", "parquet", "--store", store).exit_code == 0
+    want = [json.loads(line) for line in jsonl.read_text().splitlines()]
+    table = pq.read_table(parquet)
+    assert pq.read_table(other).equals(table)
+    got = table.to_pylist()
+    assert len(got) == len(want) == 5
+    for g, w in zip(got, want):
+        assert json.loads(g.pop("request")) == w.pop("request")
+        assert json.loads(g.pop("response")) == w.pop("response")
+        assert g == w
+    import datasets
+    ds = datasets.Dataset.from_parquet(str(parquet), cache_dir=str(tmp_path / "hf"))
+    assert ds.num_rows == 5 and ds[0]["id"] == want[0]["id"] and json.loads(ds[0]["request"])["model"] == "m"
+
+    bad = _cli("runs", "calls", run, "--format", "csv", "-o", other, "--store", store)
+    assert bad.exit_code != 0 and "--format 'csv': use jsonl or parquet" in bad.output
+    alone = _cli("runs", "calls", run, "--format", "parquet", "--store", store)
+    assert alone.exit_code != 0 and "needs --output" in alone.output
