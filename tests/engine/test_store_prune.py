@@ -98,8 +98,14 @@ async def test_prune_refuses_unknown_ambiguous_and_unfinished_runs_and_changes_n
         with pytest.raises(PruneRefused, match="matches 3 runs"):
             st.prune("dlg-")
         assert st.db.execute("SELECT COUNT(*), SUM(length(request)) FROM calls").fetchone() == snapshot
+        # a finished run is pruned meanwhile, but the file is not rewritten under the running one
+        plan = st.prune(str(tmp_path / "a.jsonl"))
+        assert plan.requests == 2 * (TURNS + 1) and plan.file_after is None and live in plan.not_vacuumed
+        res = await running
+        assert res.done == 4 and (tmp_path / "c.jsonl").read_text().count("\n") == 4
+        again = st.prune(str(tmp_path / "a.jsonl"))  # once it has ended, a second prune rewrites the file
+        assert again.requests == 0 and again.file_after is not None and again.file_after <= again.file_before
         st.close()
-        await running
 
 
 async def test_each_run_has_a_share_and_the_shares_add_up_to_the_file(tmp_path):

@@ -198,15 +198,16 @@ def register(app: typer.Typer) -> None:
                 f"({_size(plan.bytes)} of stored data)")
         if dry_run:
             out.print(f"{plan.run_id}: would drop {what}; nothing changed (dry run)", highlight=False)
-        elif not (plan.requests or plan.failed):
-            out.print(f"{plan.run_id}: nothing to prune (no request bodies or failed attempts left)", highlight=False)
-        elif plan.file_after is None:
-            out.print(f"{plan.run_id}: dropped {what}; the store is in use by another process, so the file was "
-                      "not vacuumed: later runs reuse the space, `runs prune` again shrinks it", highlight=False)
+            return
+        did = f"dropped {what}" if plan.requests or plan.failed else "nothing left to drop"
+        if plan.file_after is not None:
+            out.print(f"{plan.run_id}: {did}; store file {_size(plan.file_before)} -> {_size(plan.file_after)} "
+                      f"(VACUUM), {_size(plan.file_before - plan.file_after)} freed", highlight=False)
+        elif plan.not_vacuumed:
+            out.print(f"{plan.run_id}: {did}; the file was not vacuumed: {esc(plan.not_vacuumed)}; later runs reuse "
+                      "the space, and `runs prune` again when it is free shrinks the file", highlight=False)
         else:
-            out.print(f"{plan.run_id}: dropped {what}; store file {_size(plan.file_before)} -> "
-                      f"{_size(plan.file_after)} (VACUUM), {_size(plan.file_before - plan.file_after)} freed",
-                      highlight=False)
+            out.print(f"{plan.run_id}: {did}", highlight=False)
 
 
 def _calls_format(fmt: Optional[str], output: Optional[Path]) -> str:

@@ -59,7 +59,8 @@ class PrunePlan:
     failed: int = 0  # call rows without a response (errors, retried or final) that go entirely
     failed_bytes: int = 0
     file_before: int = 0
-    file_after: int | None = None  # None: a dry run, or the store was busy and could not be vacuumed
+    file_after: int | None = None  # None: a dry run, or not vacuumed (see not_vacuumed)
+    not_vacuumed: str | None = None  # why the file was not rewritten (the space is reused by later runs)
 
     @property
     def bytes(self) -> int:
@@ -280,8 +281,15 @@ class RunStore(StoreCore):
         hits, replay), memos, items and recorded lines (resume, rebuilding outputs). Then VACUUM the file."""
         self.flush()
         plan = self.prune_plan(ref)
-        if dry_run or not (plan.requests or plan.failed):
+        if dry_run:
             return plan
+        if plan.requests or plan.failed:
+            self._drop(plan)
+        if vacuum:  # even with nothing left to drop: a prune that could not vacuum before asks again
+            self.vacuum_for(plan)
+        return plan
+
+    def _drop(self, plan: PrunePlan) -> None:
         rid = plan.run_id
         db = self.db
         db.execute("BEGIN IMMEDIATE")
@@ -298,20 +306,24 @@ class RunStore(StoreCore):
         except BaseException:
             db.execute("ROLLBACK")
             raise
-        if vacuum:
-            plan.file_after = self.vacuum()
-        return plan
 
-    def vacuum(self) -> int | None:
-        """Rewrite the file without its free pages (VACUUM) and truncate the WAL; the bytes on disk after,
-        or None when another process held the store too long (the free pages are reused by later runs)."""
+    def vacuum_for(self, plan: PrunePlan) -> None:
+        """Rewrite the file without its free pages (VACUUM) and truncate the WAL, unless another run is going
+        on in this store (a rewrite holds the write lock for as long as it takes, stalling that run's commits)
+        or another process holds the store too long; then the free pages are reused by later runs."""
+        busy = [r.run_id for r in self.runs() if r.status == RunStatus.RUNNING and r.run_id != plan.run_id]
+        if busy:
+            plan.not_vacuumed = (f"run {busy[0]} is running in this store (or was killed: rerun its command) and a "
+                                 "rewrite would stall it")
+            return
         try:
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
             self.db.execute("VACUUM")
             self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
-        except sqlite3.OperationalError:
-            return None
-        return sum(self.disk_bytes())
+        except sqlite3.OperationalError as e:  # "database is locked": another process kept it past busy_timeout
+            plan.not_vacuumed = f"the store is busy ({e})"
+            return
+        plan.file_after = sum(self.disk_bytes())
 
 
 def _matching(runs: list[RunInfo], ref: str) -> list[RunInfo]:
