@@ -17,7 +17,6 @@ import orjson
 
 from ..errors import DialogforgeError
 from ..store import RunStore
-from ..store.codec import unpack
 
 ItemKey = tuple[str, str]  # (run_id, item_id)
 
@@ -35,9 +34,7 @@ def item_seed(store: RunStore, run_id: str, item_id: str, *, again: bool = False
     invocation (its worker died), so its calls may still be queued: commit them first."""
     if again:
         store.drain()
-    calls = {k: orjson.loads(unpack(r) or b"null") for k, r in store.db.execute(
-        "SELECT cache_key, response FROM calls WHERE run_id=? AND item_id=? AND response IS NOT NULL"
-        " AND cache_key IS NOT NULL", (run_id, item_id))}
+    calls = store.item_responses(run_id, item_id)
     memos = {k: orjson.loads(v) for k, v in store.db.execute(
         "SELECT key, value FROM memos WHERE run_id=? AND item_id=?", (run_id, item_id))}
     return Seed(calls, memos)

@@ -94,9 +94,10 @@ class Chains:
 
     def encode(self, call_id: int, run_id: str | None, item_id: str | None, purpose: str | None,
                request: bytes, response: bytes | None) -> tuple[bytes, int | None]:
-        """The stored form of a request and the id of the call it is a delta on (None: stored whole)."""
+        """The stored form of a request and the id of the call it is a delta on (None: stored whole, as it is:
+        the segment it goes into is compressed)."""
         if not run_id or not item_id:
-            return pack(request), None
+            return request, None
         mine = self.last.setdefault((run_id, item_id), {})
         prev = mine.get(purpose)
         blob, base, depth = None, None, 0
@@ -104,7 +105,7 @@ class Chains:
             blob = delta(request, prev[1], prev[2])
             base, depth = prev[0], prev[3] + 1
         if blob is None:
-            blob, base, depth = pack(request), None, 0
+            blob, base, depth = request, None, 0
         mine[purpose] = (call_id, request, response or b"", depth)
         return blob, base
 

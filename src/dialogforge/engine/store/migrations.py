@@ -147,3 +147,60 @@ def m007_compressed_blobs(db: sqlite3.Connection) -> None:
     db.execute("ALTER TABLE calls ADD COLUMN base INTEGER")
     db.execute("ALTER TABLE appends ADD COLUMN length INTEGER")
     db.execute("UPDATE appends SET length = length(data)")
+
+
+@migration(8)
+def m008_segments(db: sqlite3.Connection) -> None:
+    """Blobs move into segments (one zstd frame per group commit, see blobs.py); calls and appended lines become
+    small rows pointing into them, with names interned and cache keys as two integers; items are keyed by the
+    run's number (``item_log``, WITHOUT ROWID) and ``items`` becomes a view with the old columns. Rows of older stores keep
+    their blobs inline (``request``/``response``/``data``) and read as before; ``calls`` becomes a view with the
+    old column names (``request``/``response``: sizes of the stored forms, NULL when absent)."""
+    from .blobs import key_ints
+    db.create_function("df_k1", 1, lambda k: key_ints(k)[0] if k else None, deterministic=True)
+    db.create_function("df_k2", 1, lambda k: key_ints(k)[1] if k else None, deterministic=True)
+    _statements(db, """
+CREATE TABLE names (id INTEGER PRIMARY KEY, name TEXT NOT NULL UNIQUE);
+CREATE TABLE dicts (id INTEGER PRIMARY KEY, data BLOB NOT NULL);
+CREATE TABLE segments (id INTEGER PRIMARY KEY, dict INTEGER, data BLOB NOT NULL);
+CREATE TABLE call_log (
+    id INTEGER PRIMARY KEY, run INTEGER, item TEXT, purpose INTEGER, endpoint INTEGER, model INTEGER,
+    k1 INTEGER, k2 INTEGER, seg INTEGER, pos INTEGER, qlen INTEGER, rlen INTEGER,
+    prompt_tokens INTEGER, completion_tokens INTEGER, latency_us INTEGER, attempt INTEGER, error TEXT, cost REAL,
+    created_ms INTEGER, replica INTEGER, base INTEGER, request BLOB, response BLOB);
+INSERT OR IGNORE INTO names (name) SELECT run_id FROM calls WHERE run_id IS NOT NULL
+    UNION SELECT purpose FROM calls WHERE purpose IS NOT NULL UNION SELECT endpoint FROM calls WHERE endpoint IS NOT NULL
+    UNION SELECT model FROM calls WHERE model IS NOT NULL UNION SELECT replica FROM calls WHERE replica IS NOT NULL
+    UNION SELECT run_id FROM appends;
+INSERT INTO call_log (id, run, item, purpose, endpoint, model, k1, k2, prompt_tokens, completion_tokens, latency_us,
+    attempt, error, cost, created_ms, replica, base, request, response)
+    SELECT c.id, (SELECT id FROM names WHERE name=c.run_id), c.item_id, (SELECT id FROM names WHERE name=c.purpose),
+    (SELECT id FROM names WHERE name=c.endpoint), (SELECT id FROM names WHERE name=c.model), df_k1(c.cache_key),
+    df_k2(c.cache_key), c.prompt_tokens, c.completion_tokens, CAST(ROUND(c.latency * 1e6) AS INTEGER), c.attempt,
+    c.error, c.cost, CAST(ROUND(c.created_at * 1e3) AS INTEGER), (SELECT id FROM names WHERE name=c.replica), c.base,
+    c.request, c.response FROM calls c;
+DROP TABLE calls;
+CREATE INDEX call_key ON call_log (k1) WHERE k1 IS NOT NULL;
+CREATE INDEX call_run ON call_log (run, item);
+CREATE TABLE lines (file INTEGER NOT NULL, offset INTEGER NOT NULL, run INTEGER, length INTEGER NOT NULL,
+    seg INTEGER, pos INTEGER, data BLOB, PRIMARY KEY (file, offset)) WITHOUT ROWID;
+INSERT INTO lines (file, offset, run, length, data)
+    SELECT a.file, a.offset, (SELECT id FROM names WHERE name=a.run_id), a.length, a.data FROM appends a;
+DROP TABLE appends;
+CREATE TABLE item_log (run INTEGER NOT NULL, item TEXT NOT NULL, status TEXT NOT NULL, error TEXT,
+    records INTEGER NOT NULL DEFAULT 0, updated_ms INTEGER NOT NULL, PRIMARY KEY (run, item)) WITHOUT ROWID;
+INSERT OR IGNORE INTO names (name) SELECT DISTINCT run_id FROM items;
+INSERT INTO item_log SELECT (SELECT id FROM names WHERE name=i.run_id), i.item_id, i.status, i.error, i.records,
+    CAST(ROUND(i.updated_at * 1e3) AS INTEGER) FROM items i;
+DROP TABLE items;
+CREATE VIEW items AS SELECT r.name AS run_id, i.item AS item_id, i.status AS status, i.error AS error,
+    i.records AS records, i.updated_ms / 1e3 AS updated_at FROM item_log i JOIN names r ON r.id = i.run;
+CREATE VIEW calls AS SELECT c.id AS id, r.name AS run_id, c.item AS item_id, p.name AS purpose, e.name AS endpoint,
+    m.name AS model, CASE WHEN c.k1 IS NULL THEN NULL ELSE printf('%016x%016x', c.k1, c.k2) END AS cache_key,
+    COALESCE(length(c.request), c.qlen) AS request, COALESCE(length(c.response), c.rlen) AS response,
+    c.prompt_tokens AS prompt_tokens, c.completion_tokens AS completion_tokens, c.latency_us / 1e6 AS latency,
+    c.attempt AS attempt, c.error AS error, c.cost AS cost, c.created_ms / 1e3 AS created_at, rp.name AS replica,
+    c.base AS base
+    FROM call_log c LEFT JOIN names r ON r.id = c.run LEFT JOIN names p ON p.id = c.purpose
+    LEFT JOIN names e ON e.id = c.endpoint LEFT JOIN names m ON m.id = c.model LEFT JOIN names rp ON rp.id = c.replica
+""")

@@ -12,21 +12,22 @@ import orjson
 from ..errors import DialogforgeError
 from ..types import ItemStatus, RunStatus
 from .base import StoreCore
-from .codec import unpack
+from .rewrite import drop_requests, segment_shares
 
-# What each table holds of a run: (table, payload of one row in bytes). A run's share of a table's
-# pages is its part of that table's payload; what no run owns (free pages, the schema, output-file
-# sizes) is the store's own.
+# What each table holds of a run: (table, its run column, payload of one row in bytes). A run's share of a
+# table's pages is its part of that table's payload (``run`` columns are ``names`` ids); the segments are split
+# by each run's raw bytes in each (rewrite.segment_shares). What no run owns (free pages, the schema, names,
+# dictionaries, output-file sizes) is the store's own.
 _PAYLOAD = (
-    ("calls", "COALESCE(length(request),0) + COALESCE(length(response),0) + COALESCE(length(cache_key),0)"
-              " + COALESCE(length(error),0) + COALESCE(length(item_id),0) + COALESCE(length(purpose),0) + 48"),
-    ("appends", "length(data) + length(item_id) + 24"),
-    ("memos", "length(value) + length(key) + length(item_id)"),
-    ("items", "length(item_id) + COALESCE(length(error),0) + 24"),
-    ("offline_requests", "length(custom_id) + length(file) + COALESCE(length(response),0) + 8"),
-    ("batch_jobs", "length(batch_id) + length(endpoint) + 80"),
-    ("runs", "length(run_id) + COALESCE(length(identity),0) + COALESCE(length(command),0)"
-             " + COALESCE(length(outputs),0) + COALESCE(length(error),0) + COALESCE(length(info),0) + 40"),
+    ("call_log", "run", "COALESCE(length(request),0) + COALESCE(length(response),0) + COALESCE(length(error),0)"
+                        " + COALESCE(length(item),0) + 48"),
+    ("lines", "run", "COALESCE(length(data),0) + 20"),
+    ("item_log", "run", "length(item) + COALESCE(length(error),0) + 16"),
+    ("memos", "run_id", "length(value) + length(key) + length(item_id)"),
+    ("offline_requests", "run_id", "length(custom_id) + length(file) + COALESCE(length(response),0) + 8"),
+    ("batch_jobs", "run_id", "length(batch_id) + length(endpoint) + 80"),
+    ("runs", "run_id", "length(run_id) + COALESCE(length(identity),0) + COALESCE(length(command),0)"
+                       " + COALESCE(length(outputs),0) + COALESCE(length(error),0) + COALESCE(length(info),0) + 40"),
 )
 
 
@@ -111,7 +112,8 @@ class RunStore(StoreCore):
         self.db.execute("PRAGMA wal_checkpoint(TRUNCATE)")
 
     def item_statuses(self, run_id: str) -> dict[str, str]:
-        return dict(self.db.execute("SELECT item_id, status FROM items WHERE run_id=?", (run_id,)))
+        run = self.names.find(run_id)  # item_log directly: the items view would join every row
+        return {} if run is None else dict(self.db.execute("SELECT item, status FROM item_log WHERE run=?", (run,)))
 
     def failures(self, run_id: str) -> list[tuple[str, str]]:
         return list(self.db.execute(
@@ -134,35 +136,6 @@ class RunStore(StoreCore):
     def set_committed_size(self, path: str, size: int) -> None:
         self.db.execute("INSERT INTO files (path, size) VALUES (?, ?) ON CONFLICT(path) DO UPDATE SET size=excluded.size",
                         (path, size))
-
-    def appended(self, file_id: int, start: int = 0, end: int | None = None) -> Iterator[tuple[int, bytes]]:
-        """(offset, bytes) of the recorded appends to a file that end after ``start``, in file order."""
-        q = "SELECT offset, data FROM appends WHERE file=? AND offset + length > ?"
-        args: tuple = (file_id, start)
-        if end is not None:
-            q += " AND offset < ?"
-            args += (end,)
-        for offset, data in self.db.execute(q + " ORDER BY offset", args):
-            yield offset, unpack(data) or b""
-
-    def append_at(self, file_id: int, end: int) -> tuple[int, bytes] | None:
-        """The recorded append that ends exactly at ``end`` (the last one before it), if any."""
-        row = self.db.execute("SELECT offset, length, data FROM appends WHERE file=? AND offset < ? ORDER BY offset DESC"
-                              " LIMIT 1", (file_id, end)).fetchone()
-        if row is None or row[0] + row[1] != end:
-            return None
-        return row[0], unpack(row[2]) or b""
-
-    def first_append(self, file_id: int) -> int | None:
-        row = self.db.execute("SELECT MIN(offset) FROM appends WHERE file=?", (file_id,)).fetchone()
-        return row[0] if row else None
-
-    def shift_appends(self, file_id: int, by: int) -> None:
-        """Move a file's recorded lines ``by`` bytes towards its start (the bytes before them are gone)."""
-        with self.db:
-            self.db.execute("BEGIN")
-            self.db.execute("UPDATE appends SET offset = -offset - 1 WHERE file=?", (file_id,))
-            self.db.execute("UPDATE appends SET offset = -offset - 1 - ? WHERE file=?", (by, file_id))
 
     # --- listing ---------------------------------------------------------------------------
     def runs(self) -> list[RunInfo]:
@@ -223,19 +196,28 @@ class RunStore(StoreCore):
         pages = self.db.execute("PRAGMA page_count").fetchone()[0]
         out = StoreShares(page_size * pages, self.disk_bytes()[1])
         tables = self._table_bytes()
-        for table, expr in _PAYLOAD:
+        names = dict(self.db.execute("SELECT id, name FROM names"))
+        for table, col, expr in _PAYLOAD:
             try:
-                per_run = self.db.execute(f"SELECT run_id, SUM({expr}) FROM {table} WHERE run_id IS NOT NULL"
-                                          " GROUP BY run_id").fetchall()
+                per_run = self.db.execute(f"SELECT {col}, SUM({expr}) FROM {table} WHERE {col} IS NOT NULL"
+                                          f" GROUP BY {col}").fetchall()
             except sqlite3.OperationalError:  # a table this store's layout does not have
                 continue
-            total = sum(n or 0 for _, n in per_run)
-            if not total:
-                continue
-            size = tables.get(table, total) if tables is not None else total
-            for rid, n in per_run:
-                out.runs[rid] = out.runs.get(rid, 0) + size * (n or 0) // total
+            if col == "run":
+                per_run = [(names.get(r), n) for r, n in per_run]
+            self._split(out, tables, table, per_run)
+        self._split(out, tables, "segments", list(segment_shares(self).items()))
         return out
+
+    @staticmethod
+    def _split(out: StoreShares, tables: dict[str, int] | None, table: str, per_run: list) -> None:
+        total = sum(n or 0 for _, n in per_run)
+        if not total:
+            return
+        size = tables.get(table, total) if tables is not None else total
+        for rid, n in per_run:
+            if rid is not None:
+                out.runs[rid] = out.runs.get(rid, 0) + size * (n or 0) // total
 
     def _table_bytes(self) -> dict[str, int] | None:
         """Bytes of each table's pages, its indexes' included (SQLite's dbstat; None where it is not built in)."""
@@ -263,17 +245,18 @@ class RunStore(StoreCore):
         info = self.resolve_run(ref)
         _check_finished(info)
         rid = info.run_id
-        foreign = self.db.execute("SELECT c.id FROM calls c JOIN calls b ON b.id = c.base WHERE b.run_id=?"
-                                  " AND c.run_id IS NOT ? LIMIT 1", (rid, rid)).fetchone()
+        foreign = self.db.execute("SELECT c.id FROM call_log c JOIN call_log b ON b.id = c.base WHERE b.run=?"
+                                  " AND c.run IS NOT b.run LIMIT 1", (self.names.find(rid),)).fetchone()
         if foreign is not None:  # never made by this store's writer; refused rather than break that call
             raise PruneRefused(f"call {foreign[0]} of another run is stored against {rid}'s calls; nothing changed")
         plan = PrunePlan(rid, file_before=sum(self.disk_bytes()))
+        # sizes as stored (a request's stored form, before its segment's compression)
         plan.requests, plan.request_bytes = self.db.execute(
-            "SELECT COUNT(*), COALESCE(SUM(length(request)), 0) FROM calls WHERE run_id=? AND response IS NOT NULL"
+            "SELECT COUNT(*), COALESCE(SUM(request), 0) FROM calls WHERE run_id=? AND response IS NOT NULL"
             " AND request IS NOT NULL", (rid,)).fetchone()
         plan.failed, plan.failed_bytes = self.db.execute(
-            f"SELECT COUNT(*), COALESCE(SUM({_PAYLOAD[0][1]}), 0) FROM calls WHERE run_id=? AND response IS NULL",
-            (rid,)).fetchone()
+            "SELECT COUNT(*), COALESCE(SUM(COALESCE(request, 0) + COALESCE(length(error), 0) + 48), 0) FROM calls"
+            " WHERE run_id=? AND response IS NULL", (rid,)).fetchone()
         return plan
 
     def prune(self, ref: str, *, dry_run: bool = False, vacuum: bool = True) -> PrunePlan:
@@ -299,8 +282,7 @@ class RunStore(StoreCore):
                 raise PruneRefused(f"run {rid} is {row[0] if row else 'gone'} now; nothing changed")
             info = orjson.loads(row[1]) if row[1] else {}
             info["pruned"] = _pruned_summary(db, rid, info.get("pruned") or {}, plan)
-            db.execute("UPDATE calls SET request=NULL, base=NULL WHERE run_id=? AND response IS NOT NULL", (rid,))
-            db.execute("DELETE FROM calls WHERE run_id=? AND response IS NULL", (rid,))
+            drop_requests(self, rid)
             db.execute("UPDATE runs SET info=? WHERE run_id=?", (orjson.dumps(info).decode(), rid))
             db.execute("COMMIT")
         except BaseException:
