@@ -2,6 +2,7 @@
 migrated on open (its rows still read, resumed and rebuilt from), lookups through the index, and a size guard."""
 from __future__ import annotations
 
+import asyncio
 import base64
 import sqlite3
 from pathlib import Path
@@ -144,3 +145,36 @@ async def test_store_bytes_per_output_byte_stay_small(tmp_path):
             eng.store.close()
             grown = sum(p.stat().st_size for p in (store, Path(f"{store}-wal")) if p.exists()) - empty
             assert grown / out.stat().st_size <= bound, (name, grown, out.stat().st_size)
+
+
+async def test_pruning_a_run_that_shares_segments_keeps_the_other_run_byte_equal(tmp_path):
+    async def process(item, ctx):
+        msgs = [{"role": "user", "content": f"{ctx.item_id}: say something about {item['t']}"}]
+        for _ in range(3):
+            r = await ctx.chat(msgs)
+            msgs += [{"role": "assistant", "content": r.text}, {"role": "user", "content": "go on"}]
+        return {"id": ctx.item_id, "messages": msgs}
+
+    async with FakeServer() as srv:
+        eng = Engine.from_dict({"endpoints": {"main": {"base_url": srv.base_url, "model": "m"}}},
+                               store=tmp_path / "store.sqlite")
+        a, b = await asyncio.gather(*(
+            eng.run(name=n, items=[(f"{n}{i}", {"t": f"{n} topic {i}"}) for i in range(20)], process=process,
+                    output=tmp_path / f"{n}.jsonl", concurrency=5, progress=False) for n in ("a", "b")))
+        await eng.aclose()
+        sent = sorted(orjson.dumps(x) for x in srv.requests)
+    st = eng.store
+    shared = st.db.execute("SELECT COUNT(DISTINCT seg) FROM call_log GROUP BY seg HAVING COUNT(DISTINCT run) > 1"
+                           ).fetchall()
+    assert shared, "the two runs' calls should share group commits"
+    keep = [(c["request"], c["response"]) for c in st.calls(b.run_id, raw=True)]
+    lines_b = (tmp_path / "b.jsonl").read_bytes()
+    st.prune(a.run_id)
+    assert [(c["request"], c["response"]) for c in st.calls(b.run_id, raw=True)] == keep
+    assert all(c["request"] == b"" and c["response"] for c in st.calls(a.run_id, raw=True))
+    assert sorted(r for r, _ in keep) == [s for s in sent if b'"content":"b' in s] and len(keep) == 60
+    for name in ("a", "b"):  # both outputs still rebuild byte-equal from the lines
+        (fid, _) = st.open_file(str(tmp_path / f"{name}.jsonl"))
+        assert b"".join(d for _, d in st.appended(fid)) == (tmp_path / f"{name}.jsonl").read_bytes()
+    assert (tmp_path / "b.jsonl").read_bytes() == lines_b
+    st.close()

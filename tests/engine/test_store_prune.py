@@ -117,9 +117,12 @@ async def test_each_run_has_a_share_and_the_shares_add_up_to_the_file(tmp_path):
     sh = st.shares()
     assert set(sh.runs) == {small.run_id, big.run_id}
     assert 0 < sh.runs[small.run_id] < sh.runs[big.run_id]
-    assert 4 < sh.runs[big.run_id] / sh.runs[small.run_id] < 16  # about 8x the items
+    # 8x the items; a bigger run costs less per item (its calls compress against each other and a dictionary)
+    assert 3 < sh.runs[big.run_id] / sh.runs[small.run_id] < 16
     assert sum(sh.runs.values()) + sh.other == sh.file_bytes
-    assert sum(sh.runs.values()) > 0.5 * sh.file_bytes  # most of the file is the runs', not overhead
+    RunStore(tmp_path / "empty.sqlite").close()  # a store's own pages: one or two per table and index
+    empty = (tmp_path / "empty.sqlite").stat().st_size
+    assert sum(sh.runs.values()) > 0.5 * (sh.file_bytes - empty)  # most of what the runs added is theirs
     assert 0 < sh.percent(small.run_id) < sh.percent(big.run_id) < 100
     st.prune(big.run_id)
     after = st.shares()
