@@ -130,11 +130,25 @@ def asked_turns(turns: list[ParsedTurn], ask_every: int) -> list[bool]:
     return [(i + 1) % ask_every == 0 or i == len(turns) - 1 for i in range(len(turns))]
 
 
+Parsed = tuple[list[Path], list[tuple[Path, str, list[ParsedTurn]]]]
+
+
+def parse_files(paths: list[Path]) -> Parsed:
+    """The files (folders expanded) and every trace in them; one bad file fails the lot, before anything is written."""
+    files = expand(paths)
+    return files, [(p, name, turns) for p in files for name, turns in read_traces(p)]
+
+
 def import_files(project: Project, paths: list[Path], ask_every: int = 1) -> ImportReport:
     if ask_every < 1:
         raise InputError("--ask-every must be at least 1")
-    files = expand(paths)
-    parsed = [(p, name, turns) for p in files for name, turns in read_traces(p)]  # all files valid, or nothing
+    return import_parsed(project, parse_files(paths), ask_every)
+
+
+def import_parsed(project: Project, parsed_files: Parsed, ask_every: int = 1) -> ImportReport:
+    if ask_every < 1:
+        raise InputError("--ask-every must be at least 1")
+    files, parsed = parsed_files
     report = ImportReport(files=[str(p) for p in files])
     with project.Session.begin() as s:
         known = set(s.scalars(select(db.Trace.digest)))

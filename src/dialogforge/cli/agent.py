@@ -1,6 +1,7 @@
 """`dialogforge agent run` and `dialogforge agent import-tasks`."""
 from __future__ import annotations
 
+import itertools
 import json
 from pathlib import Path
 from typing import Optional
@@ -65,6 +66,7 @@ def register(app: typer.Typer) -> None:
         from ..engine import Engine
         from ..engine.config import load_config
         from ..workflows.agent.config import AgentConfig, resolve_path
+        from ..workflows.agent.envs import check_environment
         from ..workflows.agent.run import run_agent
         from ..workflows.agent.tasks import load_tasks
         from ..workflows.kit import load_section, override
@@ -95,6 +97,9 @@ def register(app: typer.Typer) -> None:
         if rounds is not None and round_ is not None:
             raise ConfigError("use either --rounds N or --round R, not both")
         round_list = [round_] if round_ is not None else list(range(1, (rounds or cfg.rounds) + 1))
+        if not task_list:
+            raise ConfigError(f"{tasks_path}: no tasks to run")
+        check_environment(cfg.environment, task_list)  # every task can be scored: checked before the run store exists
         engine = Engine.from_config(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store,
                                     roles=[cfg.agent_role, cfg.summary_role])
         use_executor(engine, executor, ray_address, ray_workers)
@@ -157,9 +162,10 @@ def register(app: typer.Typer) -> None:
         from ..formats.jsonl import JsonlWriter
         from ..workflows.agent.pairs import preference_pairs, samples_files
         files = samples_files(out)  # a wrong folder fails here, before the output file exists
+        pairs = preference_pairs(files, min_margin=min_margin, max_per_instance=max_per_instance or None)
+        first = next(pairs, None)  # every samples file is read here: a bad one fails before the output exists
         with JsonlWriter(output) as w:
-            for rec in preference_pairs(files, min_margin=min_margin,
-                                        max_per_instance=max_per_instance or None):
+            for rec in itertools.chain([first] if first is not None else [], pairs):
                 w.write(rec)
         console.print(f"[green]pairs[/]: {w.count} written to {output} · export them with "
                       f"`dialogforge export {output} -o dpo.jsonl --to sharegpt --task preference`", highlight=False)

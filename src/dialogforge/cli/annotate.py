@@ -1,8 +1,9 @@
 """`dialogforge annotate ...`: the annotation server and the reward data made from its labels."""
 from __future__ import annotations
 
+import functools
 from pathlib import Path
-from typing import Any, Optional
+from typing import Any, Callable, Optional
 
 import typer
 
@@ -18,12 +19,26 @@ def _error(message: str) -> Exception:
     return DialogforgeError(message)
 
 
+_EXTRA = ("fastapi", "uvicorn", "sqlalchemy", "argon2", "multipart", "python_multipart", "krippendorff", "psycopg",
+          "starlette")
+
+
+def needs_extra(fn: Callable) -> Callable:
+    """A command of the annotation server run without its packages: one line with the install hint."""
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        try:
+            return fn(*args, **kwargs)
+        except ImportError as e:
+            if (e.name or "").split(".")[0] not in _EXTRA:
+                raise
+            raise _error(f"the annotation server needs extra packages ({e.name}): "
+                         "pip install 'dialogforge[annotate]'") from None
+    return wrapper
+
+
 def _open(project: Path, db: Optional[str], create: bool = True, **settings: Any) -> Any:
-    try:
-        from ..annotate.project import Settings, open_project
-    except ImportError as e:
-        raise _error(f"the annotation server needs extra packages ({e.name}): "
-                     "pip install 'dialogforge[annotate]'") from None
+    from ..annotate.project import Settings, open_project
     proj = open_project(project, db, Settings(**{k: v for k, v in settings.items() if v is not None}), create=create)
     if proj.new_admin_password:
         console.print(f"[bold]created the admin account[/]: user [bold]admin[/], password "
@@ -40,19 +55,21 @@ def register(app: typer.Typer) -> None:
 
     @ann.command("import")
     @friendly_errors
+    @needs_extra
     def import_cmd(
         project: Path = typer.Argument(..., help="Project folder (created on first use)."),
         files: list[Path] = typer.Argument(..., help="ProactiveBench test traces (.json), trace files (.jsonl), "
                                                      "or folders of them (e.g. `proactive simulate`'s traces_test/)."),
-        ask_every: int = typer.Option(1, "--ask-every", help="For traces without candidates: ask the help "
+        ask_every: int = typer.Option(1, "--ask-every", min=1, help="For traces without candidates: ask the help "
                                                              "question at every Nth turn (and the last)."),
         db: Optional[str] = DbOpt,
     ) -> None:
         """Import traces. Importing the same trace again changes nothing."""
-        from ..annotate.importer import import_files
+        from ..annotate.importer import import_parsed, parse_files
+        parsed = parse_files(files)  # every file readable, or nothing is created (not even the project)
         proj = _open(project, db)
         try:
-            rep = import_files(proj, files, ask_every=ask_every)
+            rep = import_parsed(proj, parsed, ask_every=ask_every)
         finally:
             proj.close()
         console.print(f"[green]imported[/] {rep.added} new trace(s), {rep.unchanged} already present, "
@@ -60,6 +77,7 @@ def register(app: typer.Typer) -> None:
 
     @ann.command("serve")
     @friendly_errors
+    @needs_extra
     def serve_cmd(
         project: Path = typer.Argument(..., help="Project folder."),
         host: str = typer.Option("127.0.0.1", "--host", help="Address to bind. Anything but loopback exposes "
@@ -85,6 +103,7 @@ def register(app: typer.Typer) -> None:
 
     @ann.command("invite")
     @friendly_errors
+    @needs_extra
     def invite_cmd(
         project: Path = typer.Argument(..., help="Project folder."),
         username: str = typer.Argument(..., help="The annotator's user name."),
@@ -105,6 +124,7 @@ def register(app: typer.Typer) -> None:
 
     @ann.command("reset-password")
     @friendly_errors
+    @needs_extra
     def reset_cmd(project: Path = typer.Argument(..., help="Project folder."),
                   username: str = typer.Argument("admin", help="Whose password."),
                   db: Optional[str] = DbOpt) -> None:
@@ -119,6 +139,7 @@ def register(app: typer.Typer) -> None:
 
     @ann.command("export")
     @friendly_errors
+    @needs_extra
     def export_cmd(
         project: Path = typer.Argument(..., help="Project folder."),
         out: Path = typer.Option(..., "--out", "-o", help="Folder for train.jsonl, test.jsonl, report.json."),
@@ -148,12 +169,13 @@ def register(app: typer.Typer) -> None:
     def rm_trainset_cmd(
         items: list[Path] = typer.Argument(..., help="Reward items JSONL (`annotate export`'s train.jsonl, or "
                                                      "ProactiveBench reward_data form)."),
-        out_dir: Path = typer.Option(..., "--output", "-o", help="Folder: sft/ranking/dropped JSONL and the "
-                                                                 "LLaMA-Factory files with dataset_info.json."),
-        readings: Optional[int] = typer.Option(None, "--readings", help="Independent readings per rationale."),
-        attempts: Optional[int] = typer.Option(None, "--attempts", help="Rationales tried per item."),
+        out_dir: Path = typer.Option(..., "--output", "-o", help="Folder for the sft, ranking and dropped "
+                                                                 "JSONL and the LLaMA-Factory files with "
+                                                                 "dataset_info.json."),
+        readings: Optional[int] = typer.Option(None, "--readings", min=1, help="Independent readings per rationale."),
+        attempts: Optional[int] = typer.Option(None, "--attempts", min=1, help="Rationales tried per item."),
         balance: Optional[bool] = typer.Option(None, "--balance/--no-balance", help="Upsample small categories."),
-        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", help="Items in flight at once."),
+        concurrency: Optional[int] = typer.Option(None, "--concurrency", "-j", min=1, help="Items in flight at once."),
         retry_failed: bool = typer.Option(False, "--retry-failed", help="Run only the items that failed before."),
         continue_: bool = ContinueOpt,
         config: Optional[Path] = ConfigOpt, base_url: Optional[str] = BaseUrlOpt, model: Optional[str] = ModelOpt,
@@ -163,7 +185,10 @@ def register(app: typer.Typer) -> None:
         """Reward-model training data: a rationale per human label, kept when blind readings agree; balanced."""
         from ..workflows.kit import override
         from ..workflows.rm_trainset.config import rm_trainset_config
+        from ..workflows.proactive.data import load_reward_items
         from ..workflows.rm_trainset.run import make_rm_trainset
+        for path in items:  # a missing or malformed file fails before the run store exists
+            load_reward_items(path)
         engine = make_engine(config, base_url, model, api_key_env, store)
         cfg = override(rm_trainset_config(engine.config), {"readings": readings, "attempts": attempts,
                                                            "balance": balance, "concurrency": concurrency},

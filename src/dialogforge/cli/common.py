@@ -29,12 +29,12 @@ ExecutorOpt = typer.Option("local", "--executor", help="Where items run: local (
 RayAddressOpt = typer.Option(None, "--ray-address",
                              help="Ray cluster to join from one of its nodes: auto, or the head's HOST:6379; "
                                   "default: a local Ray instance.")
-RayWorkersOpt = typer.Option(None, "--ray-workers", help="Ray worker actors (default: one per CPU of the cluster).")
+RayWorkersOpt = typer.Option(None, "--ray-workers", min=1, help="Ray worker actors (default: one per CPU of the cluster).")
 
 
 BatchOpt = typer.Option(False, "--batch", help="Batch mode: uncached calls go out as provider batch jobs, round by "
                         "round (about half the price; hours, not minutes). Same as `mode: batch` on the endpoints.")
-BatchPollOpt = typer.Option(30.0, "--batch-poll", help="Seconds between looks at a running batch job.")
+BatchPollOpt = typer.Option(30.0, "--batch-poll", min=0, help="Seconds between looks at a running batch job.")
 BatchFileOpt = typer.Option(None, "--batch-file", help="Offline batch round: write the calls every waiting item needs "
                             "to FILE (vLLM run-batch input) and stop (exit 3); `dialogforge batch import OUT` then "
                             "rerun goes one round further.")

@@ -26,6 +26,13 @@ def _counts(title: str, counter: dict, style: str) -> None:
             out.print(f"  [{style}]{v:>8}[/]  {esc(str(k))}", highlight=False)
 
 
+def _nothing_done(done: int, bad: int, why: str) -> None:
+    """Exit 1 when bad rows left nothing to write: a run that produced nothing is not a success."""
+    if not done and bad:
+        err.print(f"[bold red]error:[/] {why}", highlight=False)
+        raise typer.Exit(1)
+
+
 def register(app: typer.Typer) -> None:
     @app.command("export")
     @friendly_errors
@@ -95,6 +102,7 @@ def register(app: typer.Typer) -> None:
             err.print("[yellow]note:[/] this `datasets` has no Json feature; nested columns are stored as JSON text")
         if strict and rejected:
             raise typer.Exit(1)
+        _nothing_done(r.written, rejected, "nothing written: every row read was rejected")
 
     @app.command("validate")
     @friendly_errors
@@ -158,6 +166,7 @@ def register(app: typer.Typer) -> None:
         _counts("records per run/round:", dict(r.rounds), "green")
         for b in r.bad_lines:
             out.print(f"[red]bad line[/] {esc(str(b))}", highlight=False)
+        _nothing_done(r.kept, sum(f.bad for f in r.files), "nothing merged: no line of the inputs could be read")
 
     @app.command("dedup")
     @friendly_errors
@@ -185,6 +194,7 @@ def register(app: typer.Typer) -> None:
             out.print(f"[yellow]{r.uncompared} records of an unknown shape were kept without comparing[/]")
         for u in r.unreadable:
             out.print(f"[red]not written[/] (not a JSON object) {esc(str(u))}", highlight=False)
+        _nothing_done(r.kept, len(r.unreadable), "nothing written: no line of the input could be read")
 
     @app.command("report")
     @friendly_errors
@@ -206,3 +216,4 @@ def register(app: typer.Typer) -> None:
             t.add_row(k, v)
         out.print(t)
         out.print(f"report: {esc(str(path))}")
+        _nothing_done(st.rows - st.unreadable, st.unreadable, "the report is empty: no line of the dataset could be read")

@@ -15,6 +15,14 @@ RetryOpt = typer.Option(False, "--retry-failed", help="Run only the items that f
 JobsOpt = typer.Option(None, "--concurrency", "-j", min=1, help="Items in flight at once (proactive.concurrency).")
 
 
+def _inputs(*paths: Optional[Path]) -> None:
+    """A path the user named that is not there: refused before the run store or any output exists."""
+    from ..engine.errors import InputError
+    for p in paths:
+        if p is not None and not p.exists():
+            raise InputError(f"{p}: not found")
+
+
 def _setup(config: Optional[Path], base_url, model, api_key_env, store, overrides: dict[str, Any]):
     from ..workflows.proactive.config import proactive_config, with_overrides
     engine = make_engine(config, base_url, model, api_key_env, store)
@@ -48,7 +56,9 @@ def register(app: typer.Typer) -> None:
         api_key_env: Optional[str] = KeyEnvOpt, store: Optional[Path] = StoreOpt, quiet: bool = QuietOpt,
     ) -> None:
         """Build scenes (environment + user) from seed tasks; each written once as it is made (resumable)."""
+        from ..workflows.proactive.data import load_seedtasks
         from ..workflows.proactive.scenes import make_scenes, yaml_path
+        load_seedtasks(seeds)  # a missing or malformed file fails before the run store exists
         engine, cfg = _setup(config, base_url, model, api_key_env, store,
                              {"scenes.per_task": per_task, "scenes.tasks_per_scene": tasks_per_scene,
                               "concurrency": concurrency})
@@ -75,7 +85,9 @@ def register(app: typer.Typer) -> None:
         api_key_env: Optional[str] = KeyEnvOpt, store: Optional[Path] = StoreOpt, quiet: bool = QuietOpt,
     ) -> None:
         """Simulate user activity, environment events and the proactive agent on each scene (resumable mid-trace)."""
+        from ..workflows.proactive.data import load_scenes
         from ..workflows.proactive.simulate import simulate
+        load_scenes(scenes)  # a missing or malformed file fails before the run store exists
         engine, cfg = _setup(config, base_url, model, api_key_env, store,
                              {"simulate.steps": steps, "simulate.candidates": candidates, "simulate.judge": judge,
                               "concurrency": concurrency})
@@ -101,6 +113,7 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """The agent's training conversations from traces, targets judged by the reward model, exported."""
         from ..workflows.proactive.trainset import make_trainset
+        _inputs(*traces)
         engine, cfg = _setup(config, base_url, model, api_key_env, store,
                              {"trainset.max_trials": max_trials, "history.max_tokens": history_tokens,
                               "concurrency": concurrency})
@@ -140,6 +153,7 @@ def register(app: typer.Typer) -> None:
         from ..workflows.proactive.evaluate import evaluate, evaluate_reward
         if not traces and not splits and not reward_items:
             raise InputError("give test-trace files or folders, --splits, or --reward-items")
+        _inputs(*(traces or []), splits, reward_items)
         engine, cfg = _setup(config, base_url, model, api_key_env, store, {"concurrency": concurrency})
         use_executor(engine, "local", batch=batch, batch_poll=batch_poll, batch_file=batch_file)
         if reward_items:

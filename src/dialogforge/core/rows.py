@@ -40,7 +40,7 @@ def iter_lines(path: str | os.PathLike) -> Iterator[Line]:
     skipped and do not count as rows."""
     p = Path(path)
     if not p.is_file():
-        raise InputError(f"input file not found: {p}")
+        raise InputError(f"{p}: is a folder, not a file" if p.is_dir() else f"input file not found: {p}")
     if p.suffix.lower() == ".json":
         with p.open("rb") as f:
             head = f.read(256).lstrip()

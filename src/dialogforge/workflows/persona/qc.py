@@ -101,6 +101,9 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
     out, inp = Path(output).resolve(), Path(input).resolve()
     filt = Path(filtered).resolve() if filtered else None
     summ = Path(summary_path) if summary_path else out.with_name(out.stem + ".summary.json")
+    for p in (out, filt, summ, Path(repaired) if repaired else None):
+        if p is not None and p.is_dir():
+            raise ConfigError(f"output {p} is a folder; give a file name")
     dialogues = list(read_dialogues(inp))
 
     def persona_of(d: dict) -> PersonaDef | None:

@@ -1,0 +1,142 @@
+"""#9 re-checked on the commands the issue did not name: a failed command creates nothing (no run store, no
+output, no annotation project), a missing extra is one line, bad rows that leave nothing to write fail."""
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+from typer.testing import CliRunner
+
+from dialogforge.cli.main import app
+from dialogforge.testing.fake_server import FakeServer
+
+EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
+TRACE = os.path.abspath(os.path.join(EXAMPLES, "annotate", "code_demo.json"))
+
+
+@pytest.fixture
+def scratch(tmp_path):
+    old = os.getcwd()
+    os.chdir(tmp_path)
+    yield tmp_path
+    os.chdir(old)
+
+
+@pytest.fixture(scope="module")
+def server():
+    with FakeServer() as srv:
+        yield srv
+
+
+def run(*args: str):
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "200"})
+
+
+def files(root) -> set[str]:
+    return {str(p.relative_to(root)) for p in root.rglob("*")}
+
+
+def one_error(r, *needles: str, code: int = 2) -> None:
+    assert r.exit_code == code, r.output
+    assert "Traceback" not in r.output and (r.exception is None or isinstance(r.exception, SystemExit)), r.output
+    for n in needles:
+        assert n in r.output, (n, r.output)
+
+
+def test_agent_pairs_on_an_unreadable_samples_file_writes_no_output(scratch):
+    (scratch / "samples.jsonl").write_bytes(b'{"instance": "caf\xe9"}\n')
+    r = run("agent", "pairs", "samples.jsonl", "-o", "p.jsonl")
+    one_error(r, "samples.jsonl:1: not UTF-8 text")
+    assert not (scratch / "p.jsonl").exists()
+
+
+def test_agent_run_with_an_unscorable_task_creates_no_run_store(scratch, server):
+    (scratch / "ws").mkdir()
+    (scratch / "t.jsonl").write_text('{"id": "t1", "problem_statement": "x", "workspace": "ws"}\n')
+    before = files(scratch)
+    r = run("agent", "run", "t.jsonl", "--base-url", server.base_url, "--model", "m", "--out", "out")
+    one_error(r, "task t1: no eval_command or evaluator")
+    assert files(scratch) == before  # no .dialogforge/, no out/
+
+
+@pytest.mark.parametrize("args", [["proactive", "scenes", "nope.yaml", "-o", "s.jsonl"],
+                                  ["proactive", "simulate", "nope.jsonl", "-o", "s.jsonl"],
+                                  ["proactive", "trainset", "nope.jsonl", "-o", "tr"],
+                                  ["proactive", "eval", "nope", "-o", "ev"],
+                                  ["proactive", "eval", "--reward-items", "nope.jsonl", "-o", "ev"]])
+def test_proactive_with_a_missing_input_creates_nothing(scratch, server, args):
+    r = run(*args, "--base-url", server.base_url, "--model", "m")
+    one_error(r, "nope")
+    assert files(scratch) == set()
+
+
+def test_proactive_simulate_with_unreadable_scenes_creates_nothing(scratch, server):
+    (scratch / "scenes.jsonl").write_bytes(b'{"name": "caf\xe9"}\n')
+    r = run("proactive", "simulate", "scenes.jsonl", "-o", "t.jsonl", "--base-url", server.base_url, "--model", "m")
+    one_error(r, "scenes.jsonl:1: not UTF-8 text")
+    assert files(scratch) == {"scenes.jsonl"}
+
+
+def test_rm_trainset_with_bad_items_creates_no_run_store(scratch, server):
+    (scratch / "items.jsonl").write_text('{"pred_task": "x"}\n')
+    r = run("annotate", "rm-trainset", "items.jsonl", "-o", "rm", "--base-url", server.base_url, "--model", "m")
+    one_error(r, "items.jsonl:1: missing field 'obs'")
+    assert files(scratch) == {"items.jsonl"}
+
+
+@pytest.mark.parametrize("bad", [["nope.json"], ["bad.jsonl"], [TRACE, "--ask-every", "0"]])
+def test_annotate_import_of_bad_input_creates_no_project(scratch, bad):
+    (scratch / "bad.jsonl").write_text('{"not": "a trace"}\n')
+    r = run("annotate", "import", "proj", *bad)
+    assert r.exit_code == 2 and "Traceback" not in r.output, r.output
+    assert not (scratch / "proj").exists()
+    assert "admin" not in r.output  # no account was made (and no password printed)
+    r = run("annotate", "import", "proj", TRACE)
+    assert r.exit_code == 0 and "imported 1 new trace" in r.output, r.output
+
+
+@pytest.mark.parametrize("args", [["import", "proj", TRACE], ["invite", "proj", "dana"],
+                                  ["reset-password", "proj"], ["export", "proj", "-o", "out"], ["serve", "proj"]])
+def test_annotate_without_its_extra_says_how_to_install_it(scratch, monkeypatch, args):
+    for name in [m for m in sys.modules if m.startswith("dialogforge.annotate") or m.split(".")[0] == "sqlalchemy"]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.setitem(sys.modules, "sqlalchemy", None)  # `import sqlalchemy` raises ImportError
+    r = run("annotate", *args)
+    one_error(r, "pip install 'dialogforge[annotate]'")
+    assert files(scratch) == set()
+
+
+def test_persona_check_into_a_folder_names_it_and_leaves_nothing(scratch):
+    (scratch / "d.jsonl").write_text('{"messages": [{"role": "user", "content": "hi there"}, '
+                                     '{"role": "assistant", "content": "hello to you"}]}\n')
+    (scratch / "fold").mkdir()
+    for args in (["-o", "fold"], ["-o", "c.jsonl", "--filtered", "fold"]):
+        r = run("persona", "check", "d.jsonl", *args)
+        one_error(r, "fold is a folder")
+        assert files(scratch) == {"d.jsonl", "fold"}
+
+
+@pytest.mark.parametrize("cmd", [["export", "bad.jsonl", "-o", "e.jsonl", "--to", "sharegpt"],
+                                 ["merge", "bad.jsonl", "-o", "m.jsonl"], ["dedup", "bad.jsonl", "-o", "d.jsonl"],
+                                 ["report", "bad.jsonl"]])
+def test_inputs_whose_every_row_is_unreadable_fail(scratch, cmd):
+    (scratch / "bad.jsonl").write_bytes(b'{"messages": "caf\xe9"}\nnot json\n')
+    r = run(*cmd)
+    assert r.exit_code == 1, r.output
+    assert "could be read" in r.output or "rejected" in r.output, r.output
+
+
+def test_a_folder_given_for_an_input_file_is_called_a_folder(scratch):
+    (scratch / "fold").mkdir()
+    for cmd in (["validate", "fold", "-f", "sharegpt"], ["report", "fold"], ["batch", "import", "fold"]):
+        r = run(*cmd)
+        one_error(r, "fold: is a folder")
+
+
+@pytest.mark.parametrize("flags", [["--executor", "ray", "--ray-workers", "0"], ["--batch", "--batch-poll", "-1"]])
+def test_executor_numbers_are_validated(scratch, server, flags):
+    (scratch / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    r = run("generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", *flags)
+    assert r.exit_code == 2 and "Invalid value" in r.output, r.output
+    assert files(scratch) == {"in.jsonl"}
