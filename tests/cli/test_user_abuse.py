@@ -49,6 +49,9 @@ def test_agent_pairs_on_an_unreadable_samples_file_writes_no_output(scratch):
     r = run("agent", "pairs", "samples.jsonl", "-o", "p.jsonl")
     one_error(r, "samples.jsonl:1: not UTF-8 text")
     assert not (scratch / "p.jsonl").exists()
+    (scratch / "empty.jsonl").write_text("")
+    one_error(run("agent", "pairs", "empty.jsonl", "-o", "p.jsonl"), "0 rows in empty.jsonl")
+    assert not (scratch / "p.jsonl").exists()
 
 
 def test_agent_run_with_an_unscorable_task_creates_no_run_store(scratch, server):
@@ -140,3 +143,69 @@ def test_executor_numbers_are_validated(scratch, server, flags):
     r = run("generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", *flags)
     assert r.exit_code == 2 and "Invalid value" in r.output, r.output
     assert files(scratch) == {"in.jsonl"}
+
+
+def test_generate_refuses_a_file_where_no_row_has_a_prompt(scratch, server):
+    (scratch / "q.jsonl").write_text('{"question": "hi"}\n{"question": "there"}\n')
+    before = server.requests[:]
+    r = run("generate", "q.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m",
+            "--field", "prompt=questio")
+    one_error(r, "q.jsonl: no row has a 'prompt' string or a 'messages' list", "prompt=questio", "question")
+    assert not (scratch / "o.jsonl").exists() and server.requests == before
+    r = run("generate", "q.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", "-q",
+            "--field", "prompt=question")
+    assert r.exit_code == 0 and len((scratch / "o.jsonl").read_text().splitlines()) == 2, r.output
+
+
+@pytest.mark.parametrize("flags", [["--persona", "nosuch"], ["--turns", "0"], ["--turns", "5-2"]])
+def test_persona_run_checks_its_flags_before_the_run_store_exists(scratch, server, flags):
+    (scratch / "seeds.jsonl").write_text('{"instruction": "Why?", "output": "Because."}\n')
+    (scratch / "p.yaml").write_text("persona:\n  seeds: {path: seeds.jsonl}\n  personas: [orbit]\n")
+    r = run("persona", "run", "p.yaml", "--base-url", server.base_url, "--model", "m", *flags)
+    one_error(r, "persona.")
+    assert files(scratch) == {"seeds.jsonl", "p.yaml"}
+
+
+def test_batch_import_into_a_store_that_does_not_exist_creates_none(scratch):
+    (scratch / "out.jsonl").write_text('{"custom_id": "x", "response": {"status_code": 200, "body": {}}}\n')
+    for args in ([], ["--store", "typo/s.sqlite"]):
+        r = run("batch", "import", "out.jsonl", *args)
+        one_error(r, "no run store at")
+        assert files(scratch) == {"out.jsonl"}
+
+
+def test_persona_check_with_judge_reads_every_dialogue_before_the_run_store_exists(scratch, server):
+    (scratch / "bad.jsonl").write_text('{"x": 1}\n')
+    r = run("persona", "check", "bad.jsonl", "-o", "c.jsonl", "--judge", "--base-url", server.base_url, "--model", "m")
+    one_error(r, "record 1: no messages")
+    assert files(scratch) == {"bad.jsonl"}
+
+
+DIALOGUE = '{"messages": [{"role": "user", "content": "hi there"}, {"role": "assistant", "content": "hello to you"}]}\n'
+
+
+@pytest.mark.parametrize("info, needle", [(b"not json", "di.json: not valid JSON"),
+                                          (b"\xff\xfe{}", "di.json: not UTF-8 text")])
+def test_export_checks_dataset_info_before_writing_anything(scratch, info, needle):
+    (scratch / "d.jsonl").write_text(DIALOGUE)
+    (scratch / "di.json").write_bytes(info)
+    r = run("export", "d.jsonl", "-o", "e.jsonl", "--to", "sharegpt", "--dataset-info", "di.json")
+    one_error(r, needle, "refusing to overwrite it")
+    assert files(scratch) == {"d.jsonl", "di.json"} and (scratch / "di.json").read_bytes() == info
+
+
+def test_export_refuses_dataset_info_for_targets_that_have_none(scratch):
+    (scratch / "d.jsonl").write_text(DIALOGUE)
+    r = run("export", "d.jsonl", "-o", "e.jsonl", "--to", "trl", "--dataset-info", "di.json")
+    one_error(r, "--dataset-info/--dataset-name go with LLaMA-Factory files", "not trl")
+    assert files(scratch) == {"d.jsonl"}
+
+
+@pytest.mark.parametrize("clusters, needle", [(b"not json", "not a clusters file"), (b"\xff", "not UTF-8 text"),
+                                              (b"[1, 2]", "not a clusters file")])
+def test_report_with_a_bad_clusters_file_is_one_line(scratch, clusters, needle):
+    (scratch / "d.jsonl").write_text(DIALOGUE)
+    (scratch / "c.json").write_bytes(clusters)
+    r = run("report", "d.jsonl", "--clusters", "c.json")
+    one_error(r, "c.json: " + needle)
+    assert files(scratch) == {"d.jsonl", "c.json"}

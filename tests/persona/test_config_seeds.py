@@ -228,6 +228,23 @@ def test_example_configs_validate():
     assert len(load_seeds(parse_persona_config(load_config(EXAMPLES / "server.yaml").extra["persona"], "s", EXAMPLES))) == 12
 
 
+def test_demo_config_uses_its_own_user_prompt_and_reasks():
+    """The demo's simulated-user template (demo_prompts/) replaces the built-in one and renders with what the
+    workflow passes; the demo asks answers again on the heuristic checks, which still judge every dialogue."""
+    from dialogforge.engine.config import load_config
+    from dialogforge.workflows.persona.prompts import persona_prompts
+    pc = parse_persona_config(load_config(EXAMPLES / "demo.yaml").extra["persona"], "demo.yaml", EXAMPLES)
+    assert set(pc.reask) == {"echo", "catchphrase", "shrinking"} and pc.max_attempts >= 3
+    from dialogforge.workflows.persona.checks import CheckThresholds
+    assert pc.quality.checks == CheckThresholds() and pc.quality.advisory == ["judge"]  # the thresholds everyone gets
+    prompts = persona_prompts(pc)
+    text = prompts.render("user_turn.j2", persona=pc.personas[0], language="English", questions=["Why?", "How?"],
+                          history=[{"role": "assistant", "content": "Because of the light."}])
+    assert '"How?"' in text and "Because of the light." in text and text != persona_prompts().render(
+        "user_turn.j2", persona=pc.personas[0], language="English", questions=["Why?", "How?"],
+        history=[{"role": "assistant", "content": "Because of the light."}])
+
+
 def test_cli_import_config_and_personas(tmp_path):
     from typer.testing import CliRunner
     from dialogforge.cli.main import app

@@ -223,3 +223,34 @@ def test_python_api_run_from_a_yaml_path(tmp_path):
             conv = read_record(rec)
             assert conv.system == rec["system"] and len(conv.messages) == 4
             assert conv.metadata["score"] == rec["judge"]["score"] and conv.metadata["persona"] == rec["persona"]
+
+
+async def test_reask_asks_an_answer_again_when_it_would_fail_a_named_check(tmp_path):
+    """`reask: [echo]`: a follow-up answer that repeats the one before it is asked again with a new sample; the
+    checks still judge what comes out. Without it the echo stays and the dialogue is filtered out."""
+    seeds = F.write_seeds(tmp_path / "seeds.jsonl", 2)
+    first: dict[str, str] = {}
+    tries: Counter = Counter()
+
+    def echoing(body):
+        if F.kind(body) != "answer":
+            return F.responder(body)
+        turn = sum(1 for m in body["messages"] if m["role"] == "user")
+        seed_q = next(m["content"] for m in body["messages"] if m["role"] == "user")
+        if turn == 1:
+            first[seed_q] = F.responder(body)
+            return first[seed_q]
+        tries[seed_q] += 1
+        return first[seed_q] if tries[seed_q] == 1 else F.responder(body)  # the first try echoes answer 1
+
+    for reask, passed, asked in (([], False, 1), (["echo"], True, 2)):
+        first.clear(), tries.clear()
+        async with FakeServer(responder=echoing) as srv:
+            cfg = F.config(srv.base_url, tmp_path / f"r{len(reask)}", seeds=seeds, turns=2, rewrite_question=False,
+                           reask=reask)
+            res = await _run(cfg)
+        raw = F.read_jsonl(res.raw_path)
+        assert len(raw) == 2 and all(r["checks"]["echo"]["passed"] is passed for r in raw), raw
+        assert set(tries.values()) == {asked}
+        answers = [[m["content"] for m in r["messages"] if m["role"] == "assistant"] for r in raw]
+        assert all((a[0] == a[1]) is not passed for a in answers)

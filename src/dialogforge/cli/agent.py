@@ -10,7 +10,7 @@ import typer
 
 from ..engine.errors import ConfigError
 from .common import (BaseUrlOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt, ModelOpt, RayAddressOpt, RayWorkersOpt,
-                     StoreOpt, console, friendly_errors, parse_fields, run_async, use_executor)
+                     StoreOpt, console, friendly_errors, parse_fields, require_rows, run_async, use_executor)
 
 
 def _mapping(preset: Optional[str], fields: list[str] | None):
@@ -162,6 +162,7 @@ def register(app: typer.Typer) -> None:
         from ..formats.jsonl import JsonlWriter
         from ..workflows.agent.pairs import preference_pairs, samples_files
         files = samples_files(out)  # a wrong folder fails here, before the output file exists
+        require_rows(*files)
         pairs = preference_pairs(files, min_margin=min_margin, max_per_instance=max_per_instance or None)
         first = next(pairs, None)  # every samples file is read here: a bad one fails before the output exists
         with JsonlWriter(output) as w:

@@ -11,7 +11,7 @@ from typing import Optional
 
 import typer
 
-from .common import StoreOpt, console, friendly_errors
+from .common import StoreOpt, console, friendly_errors, require_rows
 
 
 def register(app: typer.Typer) -> None:
@@ -25,9 +25,17 @@ def register(app: typer.Typer) -> None:
         store: Optional[Path] = StoreOpt,
     ) -> None:
         """Load a batch output into the run store; then rerun the command that wrote the --batch-file."""
-        from ..engine import RunStore
+        from ..engine import DialogforgeError, RunStore
         from ..engine.executors.offline import import_output
-        st = RunStore(store)
+        from ..engine.store import default_store_path
+        if output.is_dir():
+            raise DialogforgeError(f"{output}: is a folder, not a file")
+        require_rows(output)
+        path = Path(store) if store else default_store_path()
+        if not path.is_file():  # the answers belong to calls a --batch-file run logged there: never a new store
+            raise DialogforgeError(f"no run store at {path} (import into the store of the run that wrote the "
+                                   "--batch-file: --store, or $DIALOGFORGE_HOME)")
+        st = RunStore(path)
         res = import_output(st, output)
         st.close()
         msg = f"[green]imported[/] {res.answered} answer(s) for run(s) {', '.join(sorted(res.runs)) or '-'}"

@@ -77,6 +77,11 @@ def register(app: typer.Typer) -> None:
         """Convert workflow outputs to a training format; every row is validated as it is written."""
         require_rows(*inputs)
         from ..formats import Selection, export
+        from ..core.errors import InputError
+        from ..formats.export import registers_dataset_info
+        if (dataset_info or dataset_name) and not registers_dataset_info(to, layout):
+            raise InputError(f"--dataset-info/--dataset-name go with LLaMA-Factory files (sharegpt, lf-openai, alpaca, "
+                             f"or parquet of those), not {to}" + (f" of {layout}" if to in ("hf", "parquet") else ""))
         sel = Selection(min_reward=min_reward, min_score=min_score, only_success=only_success,
                         include_auxiliary=include_auxiliary, per_turn=per_turn, keep_format_errors=keep_format_errors)
         r = export(inputs, output, to, task=task, selection=sel, layout=layout, rejects=rejects,

@@ -64,20 +64,23 @@ def register(app: typer.Typer) -> None:
         quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress display."),
     ) -> None:
         """Make persona dialogues from seeds into date-stamped raw and filtered JSONL (resumable)."""
+        from ..engine import Engine
+        from ..engine.config import load_config
         from ..workflows.persona.config import load_persona_config
-        from ..workflows.persona.workflow import arun
-        engine = make_engine(config, base_url, model, api_key_env, store)
-        use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll, batch_file)
-        pcfg = load_persona_config(engine.config)
+        from ..workflows.persona.workflow import apply_overrides, arun
         overrides = dict(seeds=seeds, limit=limit, start=start, shuffle_seed=shuffle_seed, turns=_parse_turns(turns),
                          personas=persona, min_score=min_score, judge=judge, rewrite_question=rewrite,
                          raw_dir=raw_dir, filtered_dir=filtered_dir, concurrency=concurrency)
+        parsed = load_config(config)
+        # the section and the flags over it are checked before the run store exists
+        pcfg = apply_overrides(load_persona_config(parsed), **{k: v for k, v in overrides.items() if v is not None})
+        engine = Engine.from_config(parsed, base_url=base_url, model=model, api_key_env=api_key_env, store=store)
+        use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll, batch_file)
 
         async def main():
             try:
                 return await arun(engine=engine, persona_config=pcfg, date=date, retry_failed=retry_failed,
-                                  progress=not quiet, console=console, continue_=continue_,
-                                  **{k: v for k, v in overrides.items() if v is not None})
+                                  progress=not quiet, console=console, continue_=continue_)
             finally:
                 await engine.aclose()
         res = run_async(main)
@@ -119,7 +122,12 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Run the persona quality checks over dialogues you already have."""
         require_rows(input)
-        from ..workflows.persona.qc import acheck
+        from ..workflows.persona.dialogs_io import read_dialogues
+        from ..workflows.persona.qc import acheck, refuse_folders
+        refuse_folders(output, filtered, summary, repaired)
+        if judge:  # every dialogue readable before the run store exists
+            for _ in read_dialogues(input.resolve()):
+                pass
         engine = make_engine(config, base_url, model, api_key_env, store) if judge else None
         if (batch or batch_file) and engine is None:
             raise ConfigError("--batch and --batch-file go with --judge (the checks without it make no model calls)")

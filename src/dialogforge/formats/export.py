@@ -119,6 +119,9 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
     validator = RowValidator(target.name, writer.row_task, getattr(writer, "spec", None))
     report = ExportReport(str(output), fmt, task, train_on=targets,
                           trainer_note=trainer_note(target.family, task, targets))
+    registers = registers_dataset_info(fmt, layout)
+    if registers:  # a dataset_info.json we could not update: refused before anything is written
+        read_dataset_info(Path(dataset_info) if dataset_info else Path(output).parent / "dataset_info.json")
     rej = _Rejects(Path(rejects) if rejects else default_rejects_path(output))
     rej.path.unlink(missing_ok=True)  # a rejects file from an earlier export would mislead
     rows = _rows(paths, writer, validator, sel, report, rej, with_metadata)
@@ -139,7 +142,7 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
         report.trainer_note = trainer_note(target.family, task, targets, tools=True) or report.trainer_note
     if rej.used:
         report.rejects_path = str(rej.path)
-    if spec.container != "disk" and report.written:  # LLaMA-Factory reads JSONL and Parquet files, not save_to_disk folders
+    if registers and report.written:
         entry = writer.dataset_info(_relative(output, dataset_info))
         if entry is not None:
             if report.trainer_note:
@@ -207,17 +210,40 @@ def _relative(output: str | os.PathLike, dataset_info: str | os.PathLike | None)
         return str(Path(output).resolve())
 
 
+def registers_dataset_info(fmt: str, layout: str = "trl") -> bool:
+    """Whether an export to `fmt` (of `layout` rows, for containers) gets a dataset_info.json entry: LLaMA-Factory
+    files, as JSONL or Parquet (it does not read save_to_disk folders)."""
+    spec = get(fmt)
+    target = get(layout, rows_only=True) if spec.container else spec
+    return target.llamafactory and spec.container != "disk"
+
+
+def read_dataset_info(path: str | os.PathLike) -> dict[str, Any]:
+    """The entries of an existing dataset_info.json ({} when there is none); a file we would have to
+    overwrite blindly is refused."""
+    p = Path(path)
+    if p.is_dir():
+        raise InputError(f"{p}: is a folder, not a dataset_info.json file")
+    if not (p.exists() and p.stat().st_size):
+        return {}
+    data = p.read_bytes()
+    try:
+        data.decode("utf-8")
+        info = orjson.loads(data)
+    except UnicodeDecodeError as e:
+        raise InputError(f"{p}: not UTF-8 text (byte 0x{data[e.start]:02x} at offset {e.start}); "
+                         "refusing to overwrite it") from None
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"{p}: not valid JSON ({e}); refusing to overwrite it") from None
+    if not isinstance(info, dict):
+        raise InputError(f"{p}: expected a JSON object of dataset entries")
+    return info
+
+
 def merge_dataset_info(path: str | os.PathLike, name: str, entry: dict[str, Any]) -> None:
     """Set `name` in dataset_info.json, keeping every other entry (and their order)."""
     p = Path(path)
-    info: dict[str, Any] = {}
-    if p.exists() and p.stat().st_size:
-        try:
-            info = orjson.loads(p.read_bytes())
-        except orjson.JSONDecodeError as e:
-            raise InputError(f"{p}: not valid JSON ({e}); refusing to overwrite it") from None
-        if not isinstance(info, dict):
-            raise InputError(f"{p}: expected a JSON object of dataset entries")
+    info = read_dataset_info(p)
     info[name] = entry
     p.parent.mkdir(parents=True, exist_ok=True)
     tmp = p.with_name(p.name + ".tmp")

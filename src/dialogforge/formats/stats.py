@@ -9,6 +9,7 @@ from typing import Any
 
 import orjson
 
+from ..core.errors import InputError
 from ..core.records import meta as metafield
 from .conversation import ConversionError
 from .jsonl import iter_lines
@@ -139,7 +140,15 @@ def collect(path: str | os.PathLike, *, clusters: str | os.PathLike | None = Non
 
 def _duplicates(path: str | os.PathLike) -> dict[str, Any]:
     with open(path, "rb") as f:
-        data = orjson.loads(f.read())
+        raw = f.read()
+    try:
+        data = orjson.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError as e:
+        raise InputError(f"{path}: not UTF-8 text (byte 0x{raw[e.start]:02x} at offset {e.start})") from None
+    except orjson.JSONDecodeError as e:
+        raise InputError(f"{path}: not a clusters file from `dialogforge dedup` (not valid JSON: {e})") from None
+    if not isinstance(data, dict) or not isinstance(data.get("clusters", []), list):
+        raise InputError(f"{path}: not a clusters file from `dialogforge dedup` (no 'clusters' list)")
     sizes = Counter(len(c.get("members", [])) for c in data.get("clusters", []))
     types = Counter(c.get("type", "?") for c in data.get("clusters", []))
     return {"rows": data.get("rows"), "kept": data.get("kept"), "exact_removed": data.get("exact_removed"),

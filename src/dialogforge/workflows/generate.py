@@ -14,7 +14,7 @@ from typing import Any
 
 from pydantic import Field
 
-from ..engine import Engine, ItemContext, ItemFailed, Records, RunResult, Shippable, read_items
+from ..engine import Engine, InputError, ItemContext, ItemFailed, Records, RunResult, Shippable, read_items
 from ..engine.identity import file_digest
 from .kit import Strict, load_section, override
 
@@ -92,8 +92,20 @@ async def generate(engine: Engine, input_path: str | os.PathLike, output: str | 
     opts = opts or GenerateOptions()
     id_field = opts.fields.get("id")
     fields = {k: v for k, v in opts.fields.items() if k != "id"}
-    # one pass first: a malformed line or a repeated id is reported before any request is sent
-    total = sum(1 for _ in read_items(input_path, id_field=id_field, fields=fields))
+    # one pass first: a malformed line, a repeated id or a file with no prompt at all (a typo in --field) is
+    # reported before any request is sent
+    total = usable = 0
+    first: dict = {}
+    for _, row in read_items(input_path, id_field=id_field, fields=fields):
+        first = first or row
+        total += 1
+        usable += isinstance(row.get("messages"), list) or isinstance(row.get("prompt"), str)
+    if total and not usable:
+        mapped = ", ".join(f"{k}={v}" for k, v in fields.items())
+        raise InputError(f"{input_path}: no row has a 'prompt' string or a 'messages' list"
+                         + (f" after the field mapping {mapped}" if mapped else "")
+                         + f" (the first row has: {', '.join(sorted(first)) or 'no fields'}; map one with "
+                         "--field prompt=NAME)")
     items = read_items(input_path, id_field=id_field, fields=fields)
     return await engine.run(name="generate", items=items, process=Shippable(make_process, (opts,)), output=output,
                             concurrency=concurrency, retry_failed=retry_failed, total=total,

@@ -134,6 +134,9 @@ class PersonaConfig(Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     concurrency: int = Field(32, ge=1)
     max_attempts: int = Field(3, ge=1, description="calls per message when clean-up leaves nothing")
+    reask: list[Literal["echo", "catchphrase", "shrinking"]] = Field(
+        default_factory=list, description="checks that ask a persona answer again (a new sample, up to max_attempts) "
+                                          "when it would make the dialogue fail them; the checks still judge the result")
     base_dir: str = Field(".", exclude=True)
 
     @field_validator("personas", mode="before")

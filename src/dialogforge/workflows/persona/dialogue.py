@@ -66,6 +66,22 @@ class DialogueMaker:
             return last
         raise ItemFailed(f"{purpose} ({agent}): empty after clean-up in {tries} attempt(s)")
 
+    def _keeps_checks(self, history: list[dict], q: str, persona: PersonaDef,
+                      finish: Callable[[str], str]) -> Callable[[str], bool] | None:
+        """With ``reask``: accept an answer unless it makes the dialogue so far fail one of those checks
+        (a check that already failed before this answer cannot be mended by asking it again)."""
+        names = self.cfg.reask
+        if not names:
+            return None
+        t = self.cfg.quality.checks
+        before = run_checks(history, t, persona=persona) if history else {}
+
+        def accept(text: str) -> bool:
+            msgs = [*history, {"role": "user", "content": q}, {"role": "assistant", "content": finish(text)}]
+            after = run_checks(msgs, t, persona=persona)
+            return all(after[n]["passed"] or not before.get(n, {"passed": True})["passed"] for n in names if n in after)
+        return accept
+
     async def process(self, item: dict, ctx: Any) -> Records:
         cfg = self.cfg
         persona: PersonaDef = cfg.persona(item["persona"])
@@ -109,13 +125,14 @@ class DialogueMaker:
             # the stored conversation stays clean: per-turn guidance goes into the request's system message
             msgs = [{"role": "system", "content": f"{system}\n\n{note}" if note else system}, *history,
                     {"role": "user", "content": q}]
+            def finish(text: str, turn: int = turn, suffix: str | None = suffix) -> str:
+                return force_suffix(force_prefix(text, prefix) if turn == 1 else text, suffix)
+
             answer, fixes = await self._ask(ctx, "persona", msgs, "main", functools.partial(
-                clean_answer, question=q, names=names))
+                clean_answer, question=q, names=names), accept=self._keeps_checks(history, q, persona, finish))
             if fixes:
                 cleanup_log.append({"turn": turn, "role": "assistant", "fixes": fixes})
-            if turn == 1:
-                answer = force_prefix(answer, prefix)
-            answer = force_suffix(answer, suffix)
+            answer = finish(answer)
             history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]
 
         checks = run_checks(history, cfg.quality.checks, expected_turns=n, persona=persona)

@@ -54,6 +54,13 @@ def _write_jsonl(path: Path, records: list[dict]) -> None:
     tmp.replace(path)
 
 
+def refuse_folders(*outputs: str | os.PathLike | None) -> None:
+    """An output path that is a folder: one line naming it, before anything is written."""
+    for p in outputs:
+        if p is not None and Path(p).is_dir():
+            raise ConfigError(f"output {Path(p).resolve()} is a folder; give a file name")
+
+
 def quality_from_config(config: str | os.PathLike | None) -> tuple[QualityConfig, AgentConfig]:
     """The quality and judge-agent settings of a config's ``persona:`` section (defaults without one)."""
     q, a, _ = _from_config(config)
@@ -101,9 +108,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
     out, inp = Path(output).resolve(), Path(input).resolve()
     filt = Path(filtered).resolve() if filtered else None
     summ = Path(summary_path) if summary_path else out.with_name(out.stem + ".summary.json")
-    for p in (out, filt, summ, Path(repaired) if repaired else None):
-        if p is not None and p.is_dir():
-            raise ConfigError(f"output {p} is a folder; give a file name")
+    refuse_folders(out, filt, summ, repaired)
     dialogues = list(read_dialogues(inp))
 
     def persona_of(d: dict) -> PersonaDef | None:
