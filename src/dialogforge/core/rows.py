@@ -8,6 +8,7 @@ workflows wrote. `JsonlWriter` is the one writer.
 from __future__ import annotations
 
 import os
+from itertools import islice
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Iterable, Iterator, Mapping
@@ -15,6 +16,7 @@ from typing import Any, Iterable, Iterator, Mapping
 import orjson
 
 from .errors import InputError
+from .idset import SeenIds
 
 Item = tuple[str, dict[str, Any]]
 
@@ -124,26 +126,70 @@ def _item_id(row: dict[str, Any], id_field: str | None, line: Line) -> str:
     return str(line.lineno if line.lineno is not None else line.index)
 
 
+PAGE = 512  # rows read, checked and then yielded together
+
+
 def read_items(path: str | os.PathLike, *, id_field: str | None = None,
                fields: Mapping[str, str] | None = None, require: tuple[str, ...] = ()) -> Iterator[Item]:
     """Yield (item_id, row), streaming JSONL.
 
     The id is the row's `id_field` (or `id`), else its line number (JSONL, 1-based) or
     its index (JSON list). A malformed line raises InputError naming `file:line`; a row
-    missing a required field names the field; a repeated id names both."""
-    seen: set[str] = set()
-    for line in iter_lines(path):
+    missing a required field names the field; a repeated id names both rows. Rows are read a
+    page at a time; every row before a bad one is yielded before the error is raised. Memory
+    stays small whatever the file's length (see ``idset``)."""
+    seen = SeenIds()
+    lines = iter_lines(path)
+    while page := list(islice(lines, PAGE)):
+        items, error = _checked(path, page, seen, id_field, fields, require)
+        yield from items
+        if error is not None:
+            raise error
+
+
+def _checked(path: str | os.PathLike, page: list[Line], seen: SeenIds, id_field: str | None,
+             fields: Mapping[str, str] | None, require: tuple[str, ...]) -> tuple[list[Item], InputError | None]:
+    """A page's items, each id checked against every earlier one, up to the first bad row (and its error)."""
+    items: list[Item] = []
+    error: InputError | None = None
+    for line in page:
         if line.record is None:
-            raise InputError(f"{line.where(path)}: {line.error}")
+            error = InputError(f"{line.where(path)}: {line.error}")
+            break
         row = _apply_fields(line.record, fields)
         for name in require:
             if name not in row or row[name] is None:
-                raise InputError(f"{line.where(path)}: missing field {name!r} (have: {', '.join(sorted(row)) or 'none'})")
-        iid = _item_id(row, id_field, line)
-        if iid in seen:
-            raise InputError(f"{line.where(path)}: duplicate item id {iid!r}")
-        seen.add(iid)
-        yield iid, row
+                error = InputError(f"{line.where(path)}: missing field {name!r} (have: {', '.join(sorted(row)) or 'none'})")
+                break
+        if error is not None:
+            break
+        items.append((_item_id(row, id_field, line), row))
+    ids = [iid for iid, _ in items]
+    for k in seen.add(ids, page[0].index) if ids else ():
+        earlier = _earlier(path, page, k, ids, seen, id_field, fields)
+        if earlier is not None:
+            items, error = items[:k], InputError(f"{page[k].where(path)}: duplicate item id {ids[k]!r} (first at "
+                                                 f"{earlier.where(path)})")
+            break
+    return items, error
+
+
+def _earlier(path: str | os.PathLike, page: list[Line], k: int, ids: list[str], seen: SeenIds,
+             id_field: str | None, fields: Mapping[str, str] | None) -> Line | None:
+    """The earlier row with the id of ``page[k]``, or None when only its hash matched another id's."""
+    iid = ids[k]
+    for j in range(k):
+        if ids[j] == iid:
+            return page[j]
+    index = seen.where(iid)
+    if index is not None and index < page[k].index:
+        return next(x for x in iter_lines(path) if x.index == index)
+    for line in iter_lines(path):  # a hash met before: find the row in the file (rare: a real repeat)
+        if line.index >= page[k].index:
+            return None
+        if line.record is not None and _item_id(_apply_fields(line.record, fields), id_field, line) == iid:
+            return line
+    return None
 
 
 def count_items(path: str | os.PathLike) -> int | None:

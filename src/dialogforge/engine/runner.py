@@ -18,6 +18,7 @@ import hashlib
 import os
 import sys
 import traceback
+from itertools import islice
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, Union
@@ -180,8 +181,7 @@ class _Run:
         finally:
             sem.release()
 
-    async def feed(self, items: Iterable[tuple[str, dict]], statuses: dict[str, str], retry_failed: bool,
-                   concurrency: int) -> None:
+    async def feed(self, items: Iterable[tuple[str, dict]], retry_failed: bool, concurrency: int) -> None:
         sem = Gate(concurrency)
         tasks: set[asyncio.Task] = set()
         settled: list[asyncio.Future] = []  # after the feeding: set when the last task ends or one crashes
@@ -191,8 +191,7 @@ class _Run:
             if settled and (not tasks or self.crash is not None) and not settled[0].done():
                 settled[0].set_result(None)
         try:
-            for item_id, item in items:
-                st = statuses.get(item_id)
+            for item_id, item, st in with_statuses(self.engine.store, self.rid, items):
                 if st == ItemStatus.DONE or (retry_failed and st != ItemStatus.FAILED):
                     self.result.skipped += st == ItemStatus.DONE
                     self.prog.skipped += 1
@@ -215,6 +214,25 @@ class _Run:
                 t.cancel()
             if tasks:
                 await asyncio.gather(*tasks, return_exceptions=True)
+
+
+PAGE = 512  # items whose recorded status is asked for together
+
+
+def with_statuses(store: Any, run_id: str, items: Iterable[tuple[str, dict]]) -> Iterator[tuple[str, dict, str | None]]:
+    """Each item with the status the store recorded for it in an earlier invocation (None: never finished).
+
+    The store is asked a page of items at a time (one indexed query), never for the whole run: memory
+    stays flat with the number of items. A run with nothing recorded yet asks nothing."""
+    if not store.has_items(run_id):
+        for item_id, item in items:
+            yield item_id, item, None
+        return
+    source = iter(items)
+    while page := list(islice(source, PAGE)):
+        statuses = store.statuses_of(run_id, [item_id for item_id, _ in page])
+        for item_id, item in page:
+            yield item_id, item, statuses.get(item_id)
 
 
 class _GcState:
@@ -283,7 +301,7 @@ async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dic
     status, error = RunStatus.INTERRUPTED, None
     try:
         with lean_gc():
-            await run.feed(items, store.item_statuses(rid), retry_failed, concurrency)
+            await run.feed(items, retry_failed, concurrency)
         if run.crash is not None:
             status, error = RunStatus.CRASHED, run.crash[1]
             raise RunCrashed(_crash_line(rid, *run.crash))

@@ -115,6 +115,16 @@ class RunStore(StoreCore):
         run = self.names.find(run_id)  # item_log directly: the items view would join every row
         return {} if run is None else dict(self.db.execute("SELECT item, status FROM item_log WHERE run=?", (run,)))
 
+    def has_items(self, run_id: str) -> bool:
+        """Whether the run has recorded any item (finished or failed)."""
+        return self.db.execute("SELECT 1 FROM items WHERE run_id=? LIMIT 1", (run_id,)).fetchone() is not None
+
+    def statuses_of(self, run_id: str, item_ids: list[str]) -> dict[str, str]:
+        """The recorded status of those of ``item_ids`` the run has recorded (a page at a time: memory stays flat)."""
+        marks = ",".join("?" * len(item_ids))
+        return dict(self.db.execute(f"SELECT item_id, status FROM items WHERE run_id=? AND item_id IN ({marks})",
+                                    (run_id, *item_ids)))
+
     def failures(self, run_id: str) -> list[tuple[str, str]]:
         return list(self.db.execute(
             "SELECT item_id, error FROM items WHERE run_id=? AND status=? ORDER BY updated_at",
