@@ -37,9 +37,12 @@ class SeenIds:
         if self.levels:
             return self._add_hashed(ids, 0)
         first = self.first
+        if len(first) + len(ids) < self.exact and first.keys().isdisjoint(ids) and len(set(ids)) == len(ids):
+            first.update(zip(ids, range(index, index + len(ids))))  # the common case: a plain dict, no repeat
+            return []
         repeats: list[int] = []
         k = 0
-        for k, iid in enumerate(ids):  # the common case: a plain dict
+        for k, iid in enumerate(ids):
             if iid in first:
                 repeats.append(k)
             else:

@@ -153,15 +153,13 @@ def _checked(path: str | os.PathLike, page: list[Line], seen: SeenIds, id_field:
     items: list[Item] = []
     error: InputError | None = None
     for line in page:
-        if line.record is None:
+        row = line.record
+        if row is None:
             error = InputError(f"{line.where(path)}: {line.error}")
             break
-        row = _apply_fields(line.record, fields)
-        for name in require:
-            if name not in row or row[name] is None:
-                error = InputError(f"{line.where(path)}: missing field {name!r} (have: {', '.join(sorted(row)) or 'none'})")
-                break
-        if error is not None:
+        if fields:
+            row = _apply_fields(row, fields)
+        if require and (error := _missing(path, line, row, require)) is not None:
             break
         items.append((_item_id(row, id_field, line), row))
     ids = [iid for iid, _ in items]
@@ -172,6 +170,13 @@ def _checked(path: str | os.PathLike, page: list[Line], seen: SeenIds, id_field:
                                                  f"{earlier.where(path)})")
             break
     return items, error
+
+
+def _missing(path: str | os.PathLike, line: Line, row: dict[str, Any], require: tuple[str, ...]) -> InputError | None:
+    for name in require:
+        if name not in row or row[name] is None:
+            return InputError(f"{line.where(path)}: missing field {name!r} (have: {', '.join(sorted(row)) or 'none'})")
+    return None
 
 
 def _earlier(path: str | os.PathLike, page: list[Line], k: int, ids: list[str], seen: SeenIds,
