@@ -149,3 +149,27 @@ def test_kill_9_then_rerun_over_several_pages_is_exact(tmp_path):
     got = [json.loads(line)["id"] for line in out.read_text().splitlines()]
     assert sorted(got) == sorted(f"p{i}" for i in range(n)), "every item exactly once"
     assert 0 <= total - n <= conc, "only calls in flight at the kill are sent again"
+
+
+async def test_a_generate_run_keeps_nothing_per_item_once_it_ends(tmp_path):
+    """The whole path (client, cache, store commits, output lines): what a run leaves allocated does not grow
+    with its items (the store's delta chains once kept every item's request and response)."""
+    from dialogforge.workflows.generate import GenerateOptions, generate
+    kept = []
+    async with FakeServer(latency=0.0, keep_requests=False) as srv:
+        for n in (300, 2_300):
+            inp = write_ids(tmp_path / f"in{n}.jsonl", [f"q{i}" for i in range(n)])
+            eng = Engine.from_dict({"endpoints": {"m": {"base_url": srv.base_url, "model": "m"}}},
+                                   store=tmp_path / f"s{n}.sqlite")
+            tracemalloc.start()
+            try:
+                res = await generate(eng, inp, tmp_path / f"out{n}.jsonl", GenerateOptions(), progress=False)
+                eng.store.drain()
+                import gc
+                gc.collect()
+                kept.append(tracemalloc.get_traced_memory()[0])
+            finally:
+                tracemalloc.stop()
+                await eng.aclose()
+            assert res.done == n
+    assert kept[1] - kept[0] < 2_000 * 100, kept  # was ~8 KB an item

@@ -117,13 +117,18 @@ class RunStore(StoreCore):
 
     def has_items(self, run_id: str) -> bool:
         """Whether the run has recorded any item (finished or failed)."""
-        return self.db.execute("SELECT 1 FROM items WHERE run_id=? LIMIT 1", (run_id,)).fetchone() is not None
+        run = self.names.find(run_id)
+        return run is not None and self.db.execute("SELECT 1 FROM item_log WHERE run=? LIMIT 1",
+                                                   (run,)).fetchone() is not None
 
     def statuses_of(self, run_id: str, item_ids: list[str]) -> dict[str, str]:
         """The recorded status of those of ``item_ids`` the run has recorded (a page at a time: memory stays flat)."""
+        run = self.names.find(run_id)
+        if run is None or not item_ids:
+            return {}
         marks = ",".join("?" * len(item_ids))
-        return dict(self.db.execute(f"SELECT item_id, status FROM items WHERE run_id=? AND item_id IN ({marks})",
-                                    (run_id, *item_ids)))
+        return dict(self.db.execute(f"SELECT item, status FROM item_log WHERE run=? AND item IN ({marks})",
+                                    (run, *item_ids)))
 
     def failures(self, run_id: str) -> list[tuple[str, str]]:
         return list(self.db.execute(
