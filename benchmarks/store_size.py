@@ -25,7 +25,7 @@ def sizes(store: Path, outputs: list[Path]) -> tuple[int, int]:
     return st, sum(p.stat().st_size for p in outputs if p.is_file())
 
 
-def bench_generate(tmp: Path, n: int) -> tuple[int, int, float]:
+def bench_generate(tmp: Path, n: int, concurrency: int = 256) -> tuple[int, int, float]:
     from dialogforge.engine import Engine
     from dialogforge.testing.fake_server import FakeServer
     from dialogforge.workflows.generate import GenerateOptions, generate
@@ -41,7 +41,7 @@ def bench_generate(tmp: Path, n: int) -> tuple[int, int, float]:
 
         async def main():
             try:
-                await generate(eng, inp, out, GenerateOptions(), concurrency=256, progress=False)
+                await generate(eng, inp, out, GenerateOptions(), concurrency=concurrency, progress=False)
             finally:
                 await eng.aclose()
         asyncio.run(main())
@@ -51,14 +51,14 @@ def bench_generate(tmp: Path, n: int) -> tuple[int, int, float]:
     return st, o, dt
 
 
-def bench_persona(tmp: Path, n: int, turns: int, judge: bool) -> tuple[int, int, float]:
+def bench_persona(tmp: Path, n: int, turns: int, judge: bool, concurrency: int = 64) -> tuple[int, int, float]:
     import persona_fake as F
 
     from dialogforge.testing.fake_server import FakeServer
     from dialogforge.workflows import persona
     seeds = F.write_seeds(tmp / "seeds.jsonl", n)
     with FakeServer.background(responder=F.responder) as srv:
-        cfg = F.config(srv.base_url, tmp, seeds=seeds, turns=turns, concurrency=64)
+        cfg = F.config(srv.base_url, tmp, seeds=seeds, turns=turns, concurrency=concurrency)
         cfg["persona"]["quality"]["judge"] = judge
         t0 = time.perf_counter()
         res = persona.run(cfg, progress=False, store=tmp / "store.sqlite")
@@ -82,14 +82,14 @@ def agent_responder(steps: int):
     return respond
 
 
-def bench_agent(tmp: Path, n: int, steps: int) -> tuple[int, int, float]:
+def bench_agent(tmp: Path, n: int, steps: int, concurrency: int = 8) -> tuple[int, int, float]:
     from agent_helpers import EXAMPLES, FAST_ENV
 
     from dialogforge.engine import Engine
     from dialogforge.testing.fake_server import FakeServer
     from dialogforge.workflows.agent import load_tasks, parse_agent_config, run_agent
     tasks = load_tasks(EXAMPLES / "tasks.jsonl")
-    cfg = parse_agent_config({"repeats": max(1, n // len(tasks)), "concurrency": 8, "temperature": 0.7,
+    cfg = parse_agent_config({"repeats": max(1, n // len(tasks)), "concurrency": concurrency, "temperature": 0.7,
                               "limits": {"step_limit": steps + 1},
                               "environment": {"type": "local", "timeout": 30, "eval_timeout": 60, "env": FAST_ENV}})
     out = tmp / "out"
@@ -117,17 +117,20 @@ def main() -> None:
     ap.add_argument("--n", type=int, default=300)
     ap.add_argument("--turns", type=int, default=10, help="persona: turns per dialogue; agent: steps per rollout")
     ap.add_argument("--judge", action="store_true")
+    ap.add_argument("-j", "--concurrency", type=int, default=None,
+                    help="items at once (default: generate 256, persona 64, agent 8); fewer means smaller commits")
     a = ap.parse_args()
     with tempfile.TemporaryDirectory() as d:
         if a.what == "generate":
-            st, o, dt = bench_generate(Path(d), a.n)
-            label = f"generate, {a.n:,} single calls"
+            st, o, dt = bench_generate(Path(d), a.n, a.concurrency or 256)
+            label = f"generate, {a.n:,} single calls, -j {a.concurrency or 256}"
         elif a.what == "agent":
-            st, o, dt = bench_agent(Path(d), a.n, a.turns)
-            label = f"agent run, {a.n} rollouts, {a.turns} steps"
+            st, o, dt = bench_agent(Path(d), a.n, a.turns, a.concurrency or 8)
+            label = f"agent run, {a.n} rollouts, {a.turns} steps, -j {a.concurrency or 8}"
         else:
-            st, o, dt = bench_persona(Path(d), a.n, a.turns, a.judge)
-            label = f"persona run, {a.n} dialogues, {a.turns} turns, judge {'on' if a.judge else 'off'}"
+            st, o, dt = bench_persona(Path(d), a.n, a.turns, a.judge, a.concurrency or 64)
+            label = (f"persona run, {a.n} dialogues, {a.turns} turns, judge {'on' if a.judge else 'off'},"
+                     f" -j {a.concurrency or 64}")
     print(f"| {label} | {o / 1e6:.2f} MB | {st / 1e6:.2f} MB | {st / o:.2f}x | {dt:.1f} s |")
 
 

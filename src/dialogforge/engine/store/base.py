@@ -45,6 +45,21 @@ from .codec import Chains, undelta, unpack
 _BLOBS = "seg, pos, qlen, rlen, request, response, base"  # the columns ``_blobs`` reads
 
 
+class _Recent(dict):
+    """Call id -> (request, response) of the calls read last, up to 32 MB (a chain's next call comes soon)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.held = 0
+
+    def __setitem__(self, key: int, pair: tuple[bytes, bytes]) -> None:
+        super().__setitem__(key, pair)
+        self.held += len(pair[0]) + len(pair[1])
+        while self.held > 32 << 20 and len(self) > 1:
+            old = self.pop(next(iter(self)))
+            self.held -= len(old[0]) + len(old[1])
+
+
 def default_store_path() -> Path:
     home = os.environ.get("DIALOGFORGE_HOME")
     base = Path(home) if home else Path.cwd() / ".dialogforge"
@@ -137,9 +152,9 @@ class StoreCore:
         if item_id is not None:
             q += " AND c.item=?"
             args += (item_id,)
-        known: dict[int, tuple[bytes, bytes]] = {}  # recent calls' request and response, for deltas
+        known = _Recent()  # recent calls' request and response, for deltas
         load = (lambda b: b) if raw else (lambda b: orjson.loads(b) if b else None)
-        for r in self.db.execute(q + " ORDER BY c.id", args).fetchall():
+        for r in self.db.execute(q + " ORDER BY c.id", args):  # a cursor, not a list: a run may be 1M calls
             req, resp = self._decode(r[0], r[12:], known)
             yield {"id": r[0], "item_id": r[1], "purpose": r[2], "endpoint": r[3], "model": r[4],
                    "request": load(req), "response": load(resp), "prompt_tokens": r[5], "completion_tokens": r[6],
@@ -167,7 +182,7 @@ class StoreCore:
         q = qlen or 0  # NULL: pruned (runs prune)
         return raw[pos:pos + q], None if rlen is None else raw[pos + q:pos + q + rlen]
 
-    def _decode(self, call_id: int, row: tuple, known: dict[int, tuple[bytes, bytes]]) -> tuple[bytes, bytes | None]:
+    def _decode(self, call_id: int, row: tuple, known: "_Recent") -> tuple[bytes, bytes | None]:
         """A call's request (its delta undone) and response; ``known`` holds recent calls' bytes."""
         req, resp = self._blobs(row)
         base = row[6]
@@ -175,8 +190,6 @@ class StoreCore:
             breq, bresp = known.get(base) or self._call_bytes(base)
             req = undelta(req, breq, bresp)
         known[call_id] = (req or b"", resp or b"")
-        if len(known) > 4096:
-            known.pop(next(iter(known)))
         return req or b"", resp
 
     def _call_bytes(self, call_id: int) -> tuple[bytes, bytes]:
