@@ -45,7 +45,8 @@ def test_generate_imports_only_what_it_runs(tmp_path):
     assert "dialogforge.workflows.generate" in mods and "aiohttp" in mods  # it did run
     unneeded = ("dialogforge.workflows.persona", "dialogforge.workflows.agent", "dialogforge.formats",
                 "dialogforge.cli.persona", "dialogforge.cli.agent", "dialogforge.cli.formats", "matplotlib",
-                "jinja2", "datasketch", "openai")
+                "jinja2", "datasketch", "openai",
+                "yaml")  # no config file given: PyYAML loads only to read one
     assert not {m for m in mods if m.startswith(unneeded)}
 
 
@@ -73,3 +74,38 @@ def test_version_and_unknown_command():
     assert r.exit_code == 0 and r.output.startswith("dialogforge 0.")
     r = CliRunner().invoke(app, ["genrate"])
     assert r.exit_code == 2 and "Did you mean 'generate'" in r.output
+
+
+def test_a_config_file_still_loads_yaml(tmp_path):
+    (tmp_path / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    (tmp_path / "c.yaml").write_text("concurrency: 8\n")
+    mods = imported_by(tmp_path, "generate", "in.jsonl", "-o", "out.jsonl", "-c", "c.yaml", "--base-url",
+                       "http://127.0.0.1:9/v1", "--model", "m", "-q")
+    assert "yaml" in mods
+
+
+def test_console_script_is_main_and_freezes_the_heap_at_exit(tmp_path):
+    """The console script runs `main`: after the command it collects once and freezes the heap, so that
+    interpreter exit does not walk it again (benchmarks/README.md, "Whole process")."""
+    from importlib.metadata import entry_points
+    (ep,) = [e for e in entry_points(group="console_scripts") if e.name == "dialogforge"]
+    assert ep.value == "dialogforge.cli.main:main"
+    probe = ("import atexit, gc, sys\n"
+             "atexit.register(lambda: print('frozen', gc.get_freeze_count() > 0))\n"
+             "from dialogforge.cli.main import main\nsys.argv[1:] = ['--version']\nmain()\n")
+    r = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, cwd=tmp_path, timeout=60)
+    assert r.returncode == 0 and r.stdout.startswith("dialogforge ") and "frozen True" in r.stdout, r
+
+
+def test_a_run_closes_its_store_before_the_process_exits(tmp_path):
+    """Freezing the heap at exit must not leave anything unfinished: the run store's SQLite connection is
+    closed (its WAL checkpointed and removed), the output is complete, the exit code is kept."""
+    from dialogforge.testing.fake_server import FakeServer
+    (tmp_path / "in.jsonl").write_text("".join(json.dumps({"prompt": f"p{i}"}) + "\n" for i in range(20)))
+    with FakeServer.background() as srv:
+        r = subprocess.run([sys.executable, "-m", "dialogforge.cli.main", "generate", "in.jsonl", "-o", "out.jsonl",
+                            "--base-url", srv.base_url, "--model", "m", "--store", "s.sqlite", "-q"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 20
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl", "s.sqlite"]

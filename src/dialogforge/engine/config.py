@@ -27,7 +27,6 @@ import os
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
 from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .errors import ConfigError

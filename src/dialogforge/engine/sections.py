@@ -11,12 +11,14 @@ from __future__ import annotations
 import copy
 import os
 from pathlib import Path
-from typing import Any, Iterable, TypeVar, get_args, get_origin
+from typing import TYPE_CHECKING, Any, Iterable, TypeVar, get_args, get_origin
 
-import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError
 
 from .errors import ConfigError
+
+if TYPE_CHECKING:  # PyYAML loads when a config file is read: a run from flags alone starts without it
+    import yaml
 
 SECTION_GROUP = "dialogforge.config_sections"
 Loc = tuple[str | int, ...]
@@ -45,6 +47,7 @@ def read_yaml_lines(path: str | os.PathLike) -> tuple[Any, dict[Loc, int]]:
     except UnicodeDecodeError as e:
         line = p.read_bytes()[:e.start].count(b"\n") + 1
         raise ConfigError(f"{p}:{line}: not UTF-8 text") from None
+    import yaml
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
         data = yaml.safe_load(text)
@@ -59,6 +62,7 @@ def read_yaml_lines(path: str | os.PathLike) -> tuple[Any, dict[Loc, int]]:
 
 
 def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:
+    import yaml
     if isinstance(node, yaml.MappingNode):
         for k, v in node.value:
             key = loc + (str(k.value),)
