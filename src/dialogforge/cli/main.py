@@ -93,7 +93,7 @@ app = typer.Typer(
 
 
 @app.callback()
-def main(
+def root(
     version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
                                  help="Print the version and exit."),
 ) -> None:
