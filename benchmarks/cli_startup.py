@@ -4,7 +4,7 @@
     .venv/bin/python benchmarks/cli_startup.py --top 15   # also the costliest top-level imports of that run
 
 Each command runs in a fresh interpreter exactly as the `dialogforge` script starts it (the console
-script imports `dialogforge.cli.main:app` and calls it). The figure is the sum of the top-level
+script imports `dialogforge.cli.main:main` and calls it). The figure is the sum of the top-level
 imports' cumulative times (everything the process imported, `site` excluded). On a shared machine
 other jobs inflate every run; the fastest of several runs is the least disturbed one.
 """
@@ -17,7 +17,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-STARTUP = "import sys; from dialogforge.cli.main import app; sys.argv[0] = 'dialogforge'; app()"
+STARTUP = "import sys; from dialogforge.cli.main import main; sys.argv[0] = 'dialogforge'; main()"
 
 
 def import_times(argv: list[str], cwd: str) -> tuple[float, list[tuple[float, str]]]:

@@ -2,9 +2,11 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -35,7 +37,7 @@ HEAVY = ("aiohttp", "pydantic", "yaml", "jinja2", "matplotlib", "datasketch", "n
 def test_help_imports_no_area(tmp_path):
     mods = imported_by(tmp_path, "--help")
     assert not {m for m in mods if m.split(".")[0] in HEAVY or m.startswith(HEAVY)}
-    assert not {m for m in mods if m.startswith("dialogforge.cli.") and m != "dialogforge.cli.main"}
+    assert not {m for m in mods if m.startswith("dialogforge.cli.") and m not in ("dialogforge.cli.main", "dialogforge.cli.app")}
 
 
 def test_generate_imports_only_what_it_runs(tmp_path):
@@ -54,6 +56,51 @@ def test_generate_help_does_not_import_the_engine(tmp_path):
     mods = imported_by(tmp_path, "generate", "--help")
     assert "dialogforge.cli.generate" in mods
     assert not {m for m in mods if m.startswith(("dialogforge.engine", "dialogforge.workflows", "aiohttp"))}
+
+
+# `dialogforge --help` as the console script runs it (cli/main.py:main draws it through cli/help.py)
+SCRIPT = """
+import atexit, json, sys
+atexit.register(lambda: print("\\nMODULES " + json.dumps(sorted(sys.modules)), file=sys.stderr))
+sys.argv[0] = "dialogforge"
+from dialogforge.cli.main import main
+main()
+"""
+# the same screen drawn by typer itself
+TYPER = "import sys; sys.argv[0] = 'dialogforge'; from dialogforge.cli.app import app; app()"
+STYLE_VARS = ("COLUMNS", "LINES", "TERMINAL_WIDTH", "FORCE_COLOR", "NO_COLOR", "PY_COLORS", "GITHUB_ACTIONS",
+              "TTY_COMPATIBLE", "TTY_INTERACTIVE", "TYPER_USE_RICH")
+
+
+def _run(code: str, env: dict[str, str], *argv: str) -> subprocess.CompletedProcess:
+    base = {k: v for k, v in os.environ.items() if k not in STYLE_VARS}
+    return subprocess.run([sys.executable, "-c", code, *argv], capture_output=True, env={**base, **env}, timeout=120)
+
+
+def test_console_help_loads_neither_typer_nor_click():
+    r = _run(SCRIPT, {}, "--help")
+    assert r.returncode == 0
+    mods = set(json.loads(r.stderr.decode().split("MODULES ", 1)[1]))
+    assert not {m for m in mods if m.split(".")[0] in ("typer", "click", "markdown_it", "pygments", *HEAVY)}
+    assert "dialogforge.cli.help" in mods
+
+
+@pytest.mark.parametrize("env", [{}, {"COLUMNS": "200"}, {"COLUMNS": "60", "FORCE_COLOR": "1"},
+                                 {"TERMINAL_WIDTH": "100", "FORCE_COLOR": "1"}, {"NO_COLOR": "1", "COLUMNS": "120"}],
+                         ids=lambda e: " ".join(f"{k}={v}" for k, v in e.items()) or "default")
+def test_console_help_is_typers_own_screen(env):
+    """Byte for byte what typer draws, in colour and plain, at any width: cli/help.py cannot drift from typer."""
+    fast, slow = _run(SCRIPT, env, "--help"), _run(TYPER, env, "--help")
+    assert (fast.returncode, slow.returncode) == (0, 0)
+    assert fast.stdout == slow.stdout
+    assert b"Commands" in fast.stdout and b"completion" in fast.stdout
+
+
+def test_anything_else_goes_to_typer():
+    r = _run(SCRIPT, {}, "-h")  # not a help flag of ours: typer's error, exit 2
+    assert r.returncode == 2 and b"No such option" in r.stderr
+    r = _run(SCRIPT, {"TYPER_USE_RICH": "0"}, "--help")  # a typer setting: typer draws (plain click help)
+    assert r.returncode == 0 and b"typer" in r.stderr.split(b"MODULES ", 1)[1]
 
 
 def test_help_lists_every_command_with_its_own_help():

@@ -4,16 +4,18 @@ Each area's commands live in their own module (`dialogforge.cli.<module>`, with 
 `register(app: typer.Typer)` function). The table below names them, so `dialogforge --help` lists
 every command without importing any area, and a command imports only its own module: start-up
 stays small however many areas there are. To add an area, add its lines to COMMANDS.
+
+The typer app (`app`, in cli/app.py) is imported on first use: this module stays cheap, so that the
+console script (`main`) can draw `dialogforge --help` (cli/help.py) without loading typer at all.
 """
 from __future__ import annotations
 
 import gc
-import importlib
-from typing import Any, Optional
+import sys
+from typing import TYPE_CHECKING, Any
 
-import click
-import typer
-from typer.core import TyperGroup
+if TYPE_CHECKING:
+    import typer
 
 # command -> (module in dialogforge.cli that registers it, the one line `dialogforge --help` shows).
 # Order is the order of `dialogforge --help`. tests/cli/test_startup.py checks every line against
@@ -35,70 +37,21 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "demo": ("demo", "Persona dialogues from example seeds, offline on the embedded SmolLM2-135M model."),
 }
 
-
-class _Listed(click.Command):
-    """What `--help` shows for a command whose module is not imported yet."""
-
-    def __init__(self, name: str, short_help: str) -> None:
-        super().__init__(name, help=short_help, short_help=short_help)
+ROOT_HELP = ("Make training data for chat and agent LLMs: persona dialogues and agent trajectories, exported to\n"
+             "LLaMA-Factory, TRL and OpenAI formats. Every model call is logged; every run resumes.")
+VERSION_HELP = "Print the version and exit."
 
 
-class LazyGroup(TyperGroup):
-    """A typer group that imports an area's module only when one of its commands runs."""
-
-    def list_commands(self, ctx: click.Context) -> list[str]:
-        return list(dict.fromkeys([*COMMANDS, *self.commands]))
-
-    def get_command(self, ctx: click.Context, cmd_name: str) -> Optional[click.Command]:
-        if cmd_name in self.commands:
-            return self.commands[cmd_name]
-        if cmd_name in COMMANDS:
-            return _Listed(cmd_name, COMMANDS[cmd_name][1])
-        return None
-
-    def load(self, cmd_name: str) -> click.Command:
-        """Import the module that defines `cmd_name` and add the commands it registers."""
-        if cmd_name not in self.commands:
-            module = importlib.import_module(f"{__package__}.{COMMANDS[cmd_name][0]}")
-            area = typer.Typer()
-            module.register(area)
-            for name, cmd in typer.main.get_group(area).commands.items():
-                self.commands.setdefault(name, cmd)
-        return self.commands[cmd_name]
-
-    def resolve_command(self, ctx: click.Context, args: list[str]) -> tuple[Any, Any, list[str]]:
-        name = args[0] if args else None
-        if name in COMMANDS:
-            self.load(name)
-        elif name is not None and name not in self.commands and not name.startswith("-"):
-            from difflib import get_close_matches
-            hint = get_close_matches(name, self.list_commands(ctx))
-            ctx.fail(f"No such command {name!r}." + (f" Did you mean {', '.join(map(repr, hint))}?" if hint else ""))
-        return super().resolve_command(ctx, args)
+def __getattr__(name: str) -> Any:
+    """`app` (the typer app) is built on first use."""
+    if name == "app":
+        from .app import app
+        return app
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def _version(value: bool) -> None:
-    if value:
-        from importlib.metadata import version
-        typer.echo(f"dialogforge {version('dialogforge')}")
-        raise typer.Exit()
-
-
-app = typer.Typer(
-    name="dialogforge",
-    cls=LazyGroup,
-    no_args_is_help=True,
-    pretty_exceptions_show_locals=False,
-)
-
-
-@app.callback()
-def root(
-    version: bool = typer.Option(False, "--version", callback=_version, is_eager=True,
-                                 help="Print the version and exit."),
-) -> None:
-    """Make training data for chat and agent LLMs: persona dialogues and agent trajectories, exported to
-    LLaMA-Factory, TRL and OpenAI formats. Every model call is logged; every run resumes."""
+if TYPE_CHECKING:
+    app: typer.Typer
 
 
 def main() -> None:
@@ -110,8 +63,11 @@ def main() -> None:
     is still intact, finalizes what the command left unreachable (a run store's SQLite connection closes
     and removes its WAL, as before); then the rest is frozen. Nothing else at exit changes: atexit
     handlers run, threads are joined, files are flushed, objects are freed by their reference counts."""
+    from .help import fast_root_help
     try:
-        app()
+        if not fast_root_help(sys.argv):
+            from .app import app
+            app()
     finally:
         gc.collect()
         gc.freeze()
