@@ -156,3 +156,40 @@ def test_a_run_closes_its_store_before_the_process_exits(tmp_path):
     assert r.returncode == 0, r.stderr
     assert len((tmp_path / "out.jsonl").read_text().splitlines()) == 20
     assert sorted(p.name for p in tmp_path.iterdir()) == ["in.jsonl", "out.jsonl", "s.sqlite"]
+
+
+GC_PROBE = """
+import gc, json, sys
+import dialogforge.cli.common as common
+import dialogforge.engine as engine
+seen = {"before": gc.get_threshold()}
+require_rows = common.require_rows
+def probe_rows(*a):
+    seen["start-up"] = gc.get_threshold()
+    return require_rows(*a)
+common.require_rows = probe_rows
+run = engine.Engine.run
+async def probe_run(self, **kw):
+    seen["run"] = gc.get_threshold()
+    return await run(self, **kw)
+engine.Engine.run = probe_run
+import atexit
+atexit.register(lambda: print("SEEN " + json.dumps(seen)))
+sys.argv[0] = "dialogforge"
+from dialogforge.cli.main import main
+main()
+"""
+
+
+def test_start_up_collects_rarely_and_the_run_collects_as_the_engine_sets_it(tmp_path):
+    from dialogforge.testing.fake_server import FakeServer
+    (tmp_path / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    with FakeServer.background() as srv:
+        r = subprocess.run([sys.executable, "-c", GC_PROBE, "generate", "in.jsonl", "-o", "out.jsonl", "--base-url",
+                            srv.base_url, "--model", "m", "--store", "s.sqlite", "-q"],
+                           capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert r.returncode == 0, r.stderr
+    seen = json.loads(r.stdout.split("SEEN ", 1)[1])
+    from dialogforge.cli.main import STARTUP_GEN0
+    assert seen["start-up"][0] == STARTUP_GEN0
+    assert seen["run"] == seen["before"]  # the interpreter's own; lean_gc sets the run's from these

@@ -64,6 +64,8 @@ def use_executor(engine: Engine, executor: str, ray_address: Optional[str] = Non
 def make_engine(config: Optional[Path], base_url: Optional[str], model: Optional[str], api_key_env: Optional[str],
                 store: Optional[Path], roles: list[str] | None = None) -> "Engine":
     from ..engine import Engine
+    from .main import end_startup
+    end_startup()  # imports done: the collector as the engine expects it (cli/main.py)
     return Engine.load(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store, roles=roles)
 
 
@@ -148,6 +150,8 @@ def run_async(coro_fn: Callable[[], Any]) -> Any:
     import asyncio
 
     from ..engine.loop import install_fast_loop
+    from .main import end_startup
+    end_startup()  # the collector as the engine expects it (cli/main.py)
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     install_fast_loop()
     return asyncio.run(coro_fn())
