@@ -57,8 +57,10 @@ if TYPE_CHECKING:
 # Young collections while the command starts (imports, flags, config): every this many allocations,
 # not Python's 700. Start-up makes almost no garbage, yet the default passes cost about a tenth of
 # `generate`'s import time. `end_startup()` (cli/common.py: when a command builds its engine or starts
-# its event loop) puts the interpreter's thresholds back, so runs collect as the engine sets them
-# (engine/runner.py, lean_gc); a command that never does keeps this threshold, a bounded cost.
+# its event loop) puts the interpreter's thresholds back and freezes what start-up loaded (modules,
+# classes: they live until exit), so that no later pass walks it again: not the runs' (the runner
+# leaves a heap the program froze as it is) and not the one at exit (`main`). A command that never
+# builds an engine keeps the start-up threshold, a bounded cost.
 STARTUP_GEN0 = 100_000
 _thresholds: tuple[int, ...] | None = None  # the interpreter's, while start-up ones are set
 
@@ -77,6 +79,7 @@ def end_startup() -> None:
         if gc.get_threshold()[0] == STARTUP_GEN0:  # not changed since by anyone else
             gc.set_threshold(*_thresholds)
         _thresholds = None
+        gc.freeze()
 
 
 def main() -> None:
@@ -86,7 +89,8 @@ def main() -> None:
     the collector's passes at interpreter exit, which otherwise cost more CPU than a small command's
     imports (measured in benchmarks/README.md, "Whole process"). One collection first, while every module
     is still intact, finalizes what the command left unreachable (a run store's SQLite connection closes
-    and removes its WAL, as before); then the rest is frozen. Nothing else at exit changes: atexit
+    and removes its WAL, as before; what start-up loaded is frozen already, see `end_startup`, so it walks
+    only what the command made); then the rest is frozen. Nothing else at exit changes: atexit
     handlers run, threads are joined, files are flushed, objects are freed by their reference counts."""
     from .help import fast_root_help
     start_startup()
@@ -95,7 +99,6 @@ def main() -> None:
             from .app import app
             app()
     finally:
-        end_startup()
         gc.collect()
         gc.freeze()
 
