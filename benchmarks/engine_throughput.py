@@ -102,33 +102,44 @@ def run_client(code: str, *args: str) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
-def whole_process(t: Path, url: str, inp: Path, n: int, conc: int, repeat: int) -> dict[str, list[float]]:
-    """Seconds from start to exit of the bare script and of the `dialogforge generate` process, interleaved."""
+def _timed(cmd: list[str]) -> tuple[float, float]:
+    """Seconds from start to exit, and the process's CPU (user + sys) over its whole life."""
+    t0 = time.perf_counter()
+    p = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    err = p.stderr.read() if p.stderr else b""
+    _, status, usage = os.wait4(p.pid, 0)
+    wall = time.perf_counter() - t0
+    if status:
+        raise SystemExit(f"{cmd[0]} failed ({status}): {err.decode()[-2000:]}")
+    return wall, usage.ru_utime + usage.ru_stime
+
+
+def whole_process(t: Path, url: str, inp: Path, n: int, conc: int, repeat: int) -> dict[str, list[tuple[float, float]]]:
+    """(seconds start to exit, CPU seconds) of the bare script and of the `dialogforge generate` process, interleaved."""
     bare_py = t / "bare_aiohttp.py"
     bare_py.write_text(BARE_AIOHTTP)
     cli = str(Path(PY).parent / "dialogforge")
-    times: dict[str, list[float]] = {"bare": [], "cli": []}
+    times: dict[str, list[tuple[float, float]]] = {"bare": [], "cli": []}
     for k in range(repeat):
-        t0 = time.perf_counter()
-        subprocess.run([PY, str(bare_py), url, str(n), str(conc), "uvloop"], check=True, capture_output=True)
-        times["bare"].append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        subprocess.run([cli, "generate", str(inp), "-o", str(t / f"whole{k}.jsonl"), "--base-url", url, "--model",
-                        "bench", "--store", str(t / f"whole{k}.sqlite"), "-q", "--max-tokens", "32", "-j", str(conc)],
-                       check=True, capture_output=True)
-        times["cli"].append(time.perf_counter() - t0)
+        times["bare"].append(_timed([PY, str(bare_py), url, str(n), str(conc), "uvloop"]))
+        times["cli"].append(_timed([cli, "generate", str(inp), "-o", str(t / f"whole{k}.jsonl"), "--base-url", url,
+                                    "--model", "bench", "--store", str(t / f"whole{k}.sqlite"), "-q", "--max-tokens",
+                                    "32", "-j", str(conc)]))
     return times
 
 
-def print_whole(times: dict[str, list[float]], n: int, conc: int, latency: float) -> None:
-    med = {k: sorted(v)[len(v) // 2] for k, v in times.items()}
+def print_whole(times: dict[str, list[tuple[float, float]]], n: int, conc: int, latency: float) -> None:
+    med = {k: sorted(w for w, _ in v)[len(v) // 2] for k, v in times.items()}
+    cpu = {k: sorted(c for _, c in v)[len(v) // 2] for k, v in times.items()}
     print(f"\nWhole process, start to exit: N={n}, concurrency={conc}, server latency={latency * 1000:.0f} ms, "
-          f"{len(times['bare'])} interleaved runs each, medians (all runs in brackets)\n")
-    print("| process | seconds | items/s | vs bare aiohttp script |")
-    print("|---|---:|---:|---:|")
+          f"{len(times['bare'])} interleaved runs each, medians (all runs in brackets); load average "
+          f"{os.getloadavg()[0]:.1f}\n")
+    print("| process | seconds | items/s | vs bare aiohttp script | process CPU |")
+    print("|---|---:|---:|---:|---:|")
     for name, key in (("bare aiohttp script (uvloop)", "bare"), ("`dialogforge generate` (CLI)", "cli")):
-        runs = ", ".join(f"{x:.2f}" for x in times[key])
-        print(f"| {name} | {med[key]:.2f} ({runs}) | {n / med[key]:,.0f} | {med['bare'] / med[key]:.2f}x |")
+        runs = ", ".join(f"{w:.2f}" for w, _ in times[key])
+        print(f"| {name} | {med[key]:.2f} ({runs}) | {n / med[key]:,.0f} | {med['bare'] / med[key]:.2f}x "
+              f"| {cpu[key]:.2f} s |")
     print("bar (>= 0.95x the bare script's items/s):", "MET" if med["bare"] / med["cli"] >= 0.95 else "NOT MET")
 
 
