@@ -66,6 +66,7 @@ async def test_a_pruned_run_resumes_rebuilds_and_still_serves_the_cache(tmp_path
         assert sum(p["errors"] for p in summary["by_purpose"]) == 3  # the dropped attempts still count
         assert summary["call_errors"][0]["count"] == 3 and "flaky upstream" in summary["call_errors"][0]["error"]
         assert st.prune(res.run_id).requests == 0  # a second prune has nothing left to drop
+        assert not st.db.execute("SELECT name FROM sqlite_schema WHERE name LIKE 'prune_%'").fetchall()  # no index left
         st.close()
 
         again = await _run(srv, db, out)  # the same command: every item skipped, nothing sent
