@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 import orjson
+import pytest
 
 from dialogforge.engine import Engine, Records, RunStore
 from dialogforge.testing.fake_server import FakeServer
@@ -178,3 +179,29 @@ async def test_pruning_a_run_that_shares_segments_keeps_the_other_run_byte_equal
         assert b"".join(d for _, d in st.appended(fid)) == (tmp_path / f"{name}.jsonl").read_bytes()
     assert (tmp_path / "b.jsonl").read_bytes() == lines_b
     st.close()
+
+
+def test_a_failed_group_commit_leaves_no_segment_naming_a_lost_dictionary(tmp_path, monkeypatch):
+    from dialogforge.engine.store import blobs
+    monkeypatch.setattr(blobs, "DICT_SAMPLE", 64)  # the first commit makes the session's dictionary
+    st = RunStore(tmp_path / "s.sqlite")
+    st.db.execute("CREATE TEMP TRIGGER boom BEFORE INSERT ON call_log WHEN NEW.item = 'boom'"
+                  " BEGIN SELECT RAISE(ABORT, 'disk trouble'); END")
+
+    def call(item: str, n: int) -> None:
+        st.log_call(run_id="r", item_id=item, purpose="main", endpoint="e", model="m", cache_key=f"{n:032x}",
+                    request=orjson.dumps({"messages": [{"role": "user", "content": f"{item} asks {n} " * 20}]}),
+                    response={"choices": [{"message": {"content": f"answer {n} " * 20}}]})
+
+    with pytest.raises(sqlite3.IntegrityError, match="disk trouble"):
+        call("boom", 1)
+    assert st.db.execute("SELECT COUNT(*) FROM dicts").fetchone()[0] == 0
+    for n in range(2, 5):
+        call("ok", n)
+    st.close()
+    again = RunStore(tmp_path / "s.sqlite")
+    got = [c["request"]["messages"][0]["content"] for c in again.calls("r")]
+    assert got == [f"ok asks {n} " * 20 for n in range(2, 5)]
+    assert again.lookup(f"{3:032x}") == {"choices": [{"message": {"content": "answer 3 " * 20}}]}
+    assert again.lookup(f"{1:032x}") is None
+    again.close()

@@ -281,6 +281,7 @@ class StoreCore:
             db.execute("ROLLBACK")
             self.names.forget()
             self.segments.rolled_back()
+            self._chains = Chains()  # call ids given in that transaction are void: no delta may name them
             raise
         for hook in self.after_commit:
             hook()

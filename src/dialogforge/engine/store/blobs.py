@@ -127,10 +127,13 @@ class Segments:
         """The transaction that wrote segments (and maybe a dictionary) was rolled back."""
         self._cache.clear()
         self._cached = 0
+        gone = [d for d in self._dicts if self.db.execute("SELECT 1 FROM dicts WHERE id=?", (d,)).fetchone() is None]
+        for d in gone:  # a dictionary made in that transaction: later segments must not name it
+            del self._dicts[d]
         if self._dict_id is not None and self._dict_id not in self._dicts:
             row = self.db.execute("SELECT MAX(id) FROM dicts").fetchone()
             self._dict_id = row[0] if row else None
-            self._compressor = None
+        self._compressor = None
 
     def read(self, seg: int) -> bytes:
         raw = self._cache.get(seg)
