@@ -66,6 +66,16 @@ def test_share_column_prune_and_refusals(tmp_path):
     assert r.exit_code == 0 and "request bodies pruned" in r.output
     rows = [json.loads(line) for line in jsonl.read_text().splitlines()]
     assert len(rows) == 30 and all(c["request"] is None and c["response"]["choices"] for c in rows)
+    pq_rows = pq.read_table(_written(tmp_path, store, big)).to_pylist()
+    assert [json.loads(r["response"]) for r in pq_rows] == [c["response"] for c in rows]
+    assert all(r["request"] is None for r in pq_rows)
+
+
+def _written(tmp_path, store, run):
+    path = tmp_path / "pruned.parquet"
+    r = _cli("runs", "calls", run, "-o", path, "--store", store)
+    assert r.exit_code == 0 and "request bodies pruned" in r.output, r.output
+    return path
 
 
 def test_calls_as_parquet_match_the_jsonl(tmp_path):

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from dialogforge.engine import Engine, Records
+from dialogforge.engine import DialogforgeError, Engine, Records
 from dialogforge.engine.store import PruneRefused, RunStore
 from dialogforge.testing.fake_server import FakeServer
 
@@ -62,6 +62,8 @@ async def test_a_pruned_run_resumes_rebuilds_and_still_serves_the_cache(tmp_path
         assert plan.file_after is not None and plan.file_after < before, (before, plan.file_after)
         calls = list(st.calls(res.run_id))
         assert len(calls) == answered and all(c["request"] is None and c["response"] for c in calls)
+        with pytest.raises(DialogforgeError, match="dropped by `runs prune`"):
+            st.request_bytes(calls[0]["id"])
         summary = st.run_summary(res.run_id)
         assert sum(p["errors"] for p in summary["by_purpose"]) == 3  # the dropped attempts still count
         assert summary["call_errors"][0]["count"] == 3 and "flaky upstream" in summary["call_errors"][0]["error"]

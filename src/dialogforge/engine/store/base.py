@@ -38,6 +38,7 @@ from typing import Any, Callable, Iterator
 
 import orjson
 
+from ..errors import DialogforgeError
 from . import migrations
 from .blobs import Builder, Names, Segments, key_hex, key_ints
 from .codec import Chains, undelta, unpack
@@ -170,8 +171,11 @@ class StoreCore:
         return {key_hex(r[0], r[1]): orjson.loads(self._blobs(r[2:])[1] or b"null") for r in rows}
 
     def request_bytes(self, call_id: int) -> bytes:
-        """The request of one call, byte-equal to what was sent."""
-        return self._call_bytes(call_id)[0]
+        """The request of one call, byte-equal to what was sent (an error once `runs prune` dropped it)."""
+        req = self._call_bytes(call_id)[0]
+        if not req:  # no request that was sent is empty
+            raise DialogforgeError(f"{self.path}: the request body of call {call_id} was dropped by `runs prune`")
+        return req
 
     def _blobs(self, row: tuple) -> tuple[bytes, bytes | None]:
         """(stored request form, response bytes) of a call row's ``_BLOBS`` columns."""
