@@ -13,16 +13,23 @@ Layout (version 8; ``migrations``):
   time in ms as integers. ``item_log``: finished items keyed by (run number, item), WITHOUT ROWID.
   ``calls`` and ``items`` are views with the old column names, for reading in SQL.
 - Rows migrated from version 7 keep their blobs inline (``request``/``response``/``data``) and
-  read as they did.
+  read as they did. The migration copies them (2.9 s for a 100,000-call store) and leaves the old
+  tables' pages free: the file grows (93 -> 139 MB there) until a VACUUM (``runs prune`` runs one);
+  later runs reuse the free pages first.
 
 Why this shape (measured with benchmarks/store_size.py, figures in benchmarks/README.md): per-blob
 compression left each call paying its own JSON skeleton, and an output line paying again for the
 text its response already holds; one frame per commit pays both once (generate went from 4.07x to
-~1.0x of the output; the rest is now row and index bytes). A commit of one call (low concurrency)
+0.86x of the output; the rest is now row and index bytes). A commit of one call (low concurrency)
 gets little from its own frame, so segments use a dictionary: the raw bytes of the session's first
 32 KB, stored compressed. Rejected: a frame per item (an item's calls span many commits), a frame
 chained to the previous segment (random reads would unroll the chain), and dropping the recorded
 lines in favour of recomputing them (workflows build records in code the store cannot rerun).
+Tried and not kept: storing a multi-turn item's output lines and quoting requests (a judge prompt)
+compressed against the item's responses from earlier commits (ids + a zstd frame with them as
+dictionary). Those blobs shrank 10x in a small run, but they no longer compress with the rest of
+their segment nor feed the session dictionary, and the persona figures moved between 0.80x and 0.93x
+(judge 1.07x-1.21x) with the variant, against 0.93x/1.12x without: not worth a second format.
 Costs: a cache hit or a rebuilt line decompresses its whole segment (a cache of recent segments
 keeps resume and listings from doing it per row); lookups are an index probe, so memory does not
 grow with the number of calls.
