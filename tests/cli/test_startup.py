@@ -48,7 +48,8 @@ def test_generate_imports_only_what_it_runs(tmp_path):
     unneeded = ("dialogforge.workflows.persona", "dialogforge.workflows.agent", "dialogforge.formats",
                 "dialogforge.cli.persona", "dialogforge.cli.agent", "dialogforge.cli.formats", "matplotlib",
                 "jinja2", "datasketch", "openai",
-                "yaml")  # no config file given: PyYAML loads only to read one
+                "yaml",  # no config file given: PyYAML loads only to read one
+                "typer.rich_utils", "markdown_it", "pygments", "rich.live", "rich.markdown")  # no help, no live bar
     assert not {m for m in mods if m.startswith(unneeded)}
 
 

@@ -103,5 +103,6 @@ def main() -> None:
         gc.freeze()
 
 
-if __name__ == "__main__":
-    main()
+if __name__ == "__main__":  # `python -m dialogforge.cli.main`: run the importable module, whose state cli/common sees
+    import dialogforge.cli.main
+    dialogforge.cli.main.main()
