@@ -173,3 +173,31 @@ async def test_a_generate_run_keeps_nothing_per_item_once_it_ends(tmp_path):
                 await eng.aclose()
             assert res.done == n
     assert kept[1] - kept[0] < 2_000 * 100, kept  # was ~8 KB an item
+
+
+async def test_a_rerun_of_the_same_command_checks_the_input_once_not_twice(tmp_path, monkeypatch):
+    """generate's pass over the input before any request is skipped when the run last started with these very
+    bytes (its identity holds their hash); other input is still checked first."""
+    from dialogforge.workflows import generate as gen
+    checked = []
+    real = gen._check_input
+    monkeypatch.setattr(gen, "_check_input", lambda *a: checked.append(a[0]) or real(*a))
+    inp = write_ids(tmp_path / "in.jsonl", [f"q{i}" for i in range(40)])
+    out = tmp_path / "out.jsonl"
+    async with FakeServer(latency=0.0) as srv:
+        async def run(**kw):
+            eng = Engine.from_dict({"endpoints": {"m": {"base_url": srv.base_url, "model": "m"}}},
+                                   store=tmp_path / "s.sqlite")
+            try:
+                return await gen.generate(eng, inp, out, gen.GenerateOptions(), progress=False, **kw)
+            finally:
+                await eng.aclose()
+        assert (await run()).done == 40 and len(checked) == 1
+        res = await run()
+        assert (res.done, res.skipped, len(checked)) == (0, 40, 1)
+        sent = srv.count
+        write_ids(inp, [f"q{i}" for i in range(40)] + ["q3"])  # other bytes: checked before anything is sent
+        with pytest.raises(InputError, match=r"in.jsonl:41: duplicate item id 'q3' \(first at .*in.jsonl:4\)"):
+            await run(continue_=True)
+        assert len(checked) == 2 and srv.count == sent
+    assert sorted(json.loads(x)["id"] for x in out.read_text().splitlines()) == sorted(f"q{i}" for i in range(40))

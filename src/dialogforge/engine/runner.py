@@ -27,7 +27,7 @@ import orjson
 from rich.console import Console
 
 from .errors import APIError, DialogforgeError, ItemFailed, StructuredOutputError
-from .identity import check_identity
+from .identity import check_identity, fingerprint
 from .limits import Gate
 from .outputs import OutputFiles
 from .progress import RunProgress
@@ -109,6 +109,16 @@ class RunResult:
 def run_id_for(name: str, outputs: dict[str, Path]) -> str:
     h = hashlib.blake2b("|".join(f"{k}={v}" for k, v in sorted(outputs.items())).encode(), digest_size=5).hexdigest()
     return f"{name}-{h}"
+
+
+def seen_before(engine: "Engine", *, name: str, output: str | os.PathLike | dict[str, Any], identity: dict,
+                roles: Iterable[str], run_id: str | None = None) -> bool:
+    """Whether the run into ``output`` last started with this very identity (as ``Engine.run`` records it):
+    a rerun of the same command. A workflow whose identity holds a hash of its input may then skip checks it
+    made before that run started."""
+    rid = run_id or run_id_for(name, _normalise_outputs(output))
+    recorded, _ = engine.store.run_identity(rid)
+    return recorded is not None and recorded == fingerprint({"models": engine.model_identity(roles), **identity})
 
 
 def _normalise_outputs(output: str | os.PathLike | dict[str, Any]) -> dict[str, Path]:

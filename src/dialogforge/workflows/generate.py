@@ -14,8 +14,10 @@ from typing import Any
 
 from pydantic import Field
 
-from ..engine import Engine, InputError, ItemContext, ItemFailed, Records, RunResult, Shippable, read_items
+from ..engine import (Engine, InputError, ItemContext, ItemFailed, Records, RunResult, Shippable, count_items,
+                      read_items)
 from ..engine.identity import file_digest
+from ..engine.runner import seen_before
 from .kit import Strict, load_section, override
 
 
@@ -92,8 +94,23 @@ async def generate(engine: Engine, input_path: str | os.PathLike, output: str | 
     opts = opts or GenerateOptions()
     id_field = opts.fields.get("id")
     fields = {k: v for k, v in opts.fields.items() if k != "id"}
-    # one pass first: a malformed line, a repeated id or a file with no prompt at all (a typo in --field) is
-    # reported before any request is sent
+    identity = {"generate": {"system": opts.system, "n": opts.n, "params": opts.params, "fields": opts.fields,
+                             "keep_input": opts.keep_input}, "input": file_digest(input_path)}
+    # a rerun of the same command: these very bytes passed the checks when the run first started (its identity
+    # holds their hash), so only their rows are counted; the run itself still reads and checks every row
+    total = count_items(input_path) if seen_before(engine, name="generate", output=output, identity=identity,
+                                                   roles=["generator"]) else None
+    if total is None:
+        total = _check_input(input_path, id_field, fields)
+    items = read_items(input_path, id_field=id_field, fields=fields)
+    return await engine.run(name="generate", items=items, process=Shippable(make_process, (opts,)), output=output,
+                            concurrency=concurrency, retry_failed=retry_failed, total=total,
+                            progress=progress, roles=["generator"], continue_=continue_, identity=identity)
+
+
+def _check_input(input_path: str | os.PathLike, id_field: str | None, fields: dict[str, str]) -> int:
+    """One pass before the run: a malformed line, a repeated id or a file with no prompt at all (a typo in
+    --field) is reported before any request is sent. The number of rows."""
     total = usable = 0
     first: dict = {}
     for _, row in read_items(input_path, id_field=id_field, fields=fields):
@@ -106,10 +123,4 @@ async def generate(engine: Engine, input_path: str | os.PathLike, output: str | 
                          + (f" after the field mapping {mapped}" if mapped else "")
                          + f" (the first row has: {', '.join(sorted(first)) or 'no fields'}; map one with "
                          "--field prompt=NAME)")
-    items = read_items(input_path, id_field=id_field, fields=fields)
-    return await engine.run(name="generate", items=items, process=Shippable(make_process, (opts,)), output=output,
-                            concurrency=concurrency, retry_failed=retry_failed, total=total,
-                            progress=progress, roles=["generator"], continue_=continue_,
-                            identity={"generate": {"system": opts.system, "n": opts.n, "params": opts.params,
-                                                   "fields": opts.fields, "keep_input": opts.keep_input},
-                                      "input": file_digest(input_path)})
+    return total
