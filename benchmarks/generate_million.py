@@ -78,7 +78,7 @@ def measured(cmd: list[str]) -> dict:
     err = p.stderr.read().decode(errors="replace") if p.stderr else ""
     if p.returncode != 0:
         raise SystemExit(f"{cmd[0]} exited {p.returncode}: {err[-2000:]}")
-    return {"wall": wall, "peak": usage.ru_maxrss / 1024, "samples": samples}
+    return {"wall": wall, "peak": usage.ru_maxrss / 1024, "samples": samples, "cpu": usage.ru_utime + usage.ru_stime}
 
 
 def curve(samples: list[tuple[float, float]]) -> str:
@@ -158,17 +158,18 @@ def main() -> None:
 
     print(f"\nconcurrency={conc}, server latency={args.latency * 1000:.0f} ms, {os.cpu_count()} cores, "
           f"load average {os.getloadavg()[0]:.1f}\n")
-    print("| items | `generate` s | items/s | vs bare loop | peak RSS | RSS at 1/4, 1/2, 3/4, end | rerun s | rerun peak RSS |"
-          " bare loop s (peak RSS) |")
-    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print("| items | `generate` s | items/s | vs bare loop | peak RSS | RSS at 1/4, 1/2, 3/4, end | rerun s (CPU) |"
+          " rerun peak RSS | bare loop s (peak RSS) | CPU per item: `generate`, bare |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for n, r, rr, b, _ in rows:
         if r is None:
-            print(f"| {n:,} | - | - | - | - | - | {rr['wall']:.2f} | {rr['peak']:.0f} MB | - |")
+            print(f"| {n:,} | - | - | - | - | - | {rr['wall']:.2f} ({rr['cpu']:.2f}) | {rr['peak']:.0f} MB | - | - |")
             continue
         vs = f"{b['wall'] / r['wall']:.2f}x" if b else "-"
         bare = f"{b['wall']:.1f} ({b['peak']:.0f} MB)" if b else "-"
+        cpu = f"{r['cpu'] / n * 1000:.3f} ms" + (f", {b['cpu'] / n * 1000:.3f} ms" if b else "")
         print(f"| {n:,} | {r['wall']:.1f} | {n / r['wall']:,.0f} | {vs} | {r['peak']:.0f} MB | {curve(r['samples'])} MB |"
-              f" {rr['wall']:.2f} | {rr['peak']:.0f} MB | {bare} |")
+              f" {rr['wall']:.2f} ({rr['cpu']:.2f}) | {rr['peak']:.0f} MB | {bare} | {cpu} |")
     n, r, rr, b, _ = rows[-1]
     print(f"\nbars at n={n:,}: peak RSS < 150 MB:", "-" if r is None else "MET" if r["peak"] < 150 else "NOT MET",
           "| rerun < 10 s:", "MET" if rr["wall"] < 10 else "NOT MET",
