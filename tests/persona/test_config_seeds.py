@@ -235,6 +235,11 @@ def test_demo_config_uses_its_own_user_prompt_and_reasks():
     from dialogforge.workflows.persona.prompts import persona_prompts
     pc = parse_persona_config(load_config(EXAMPLES / "demo.yaml").extra["persona"], "demo.yaml", EXAMPLES)
     assert set(pc.reask) == {"echo", "catchphrase", "shrinking"} and pc.max_attempts >= 3
+    import re
+    follow_up = re.compile(pc.follow_up_pattern or "")
+    assert follow_up.search("What is the origin of the flour used in the bread?")
+    assert not any(follow_up.search(t) for t in ("I'm sorry for any confusion. What can I do for you?",
+                                                 "What is the next question?", "What else?", "The answer is:"))
     from dialogforge.workflows.persona.checks import CheckThresholds
     assert pc.quality.checks == CheckThresholds() and pc.quality.advisory == ["judge"]  # the thresholds everyone gets
     prompts = persona_prompts(pc)

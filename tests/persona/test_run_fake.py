@@ -254,3 +254,28 @@ async def test_reask_asks_an_answer_again_when_it_would_fail_a_named_check(tmp_p
         assert set(tries.values()) == {asked}
         answers = [[m["content"] for m in r["messages"] if m["role"] == "assistant"] for r in raw]
         assert all((a[0] == a[1]) is not passed for a in answers)
+
+
+async def test_follow_up_pattern_asks_the_simulated_user_again(tmp_path):
+    """`follow_up_pattern`: a follow-up that does not match (here: no question mark) is asked again with a new
+    sample; the user's first try never reaches the dialogue."""
+    seeds = F.write_seeds(tmp_path / "seeds.jsonl", 2)
+    seen: Counter = Counter()
+
+    def chatty(body):
+        if F.kind(body) != "user":
+            return F.responder(body)
+        key = json.dumps(body["messages"], sort_keys=True)
+        seen[key] += 1
+        return "I am happy to help with anything." if seen[key] == 1 else F.responder(body)
+
+    async with FakeServer(responder=chatty) as srv:
+        cfg = F.config(srv.base_url, tmp_path, seeds=seeds, turns=3, rewrite_question=False,
+                       follow_up_pattern=r"\?$")
+        res = await _run(cfg)
+    raw = F.read_jsonl(res.raw_path)
+    questions = [m["content"] for r in raw for m in r["messages"] if m["role"] == "user"]
+    assert len(raw) == 2 and len(questions) == 6 and all(q.endswith("?") for q in questions)
+    assert set(seen.values()) == {2}  # every follow-up asked twice
+    with pytest.raises(Exception, match="follow_up_pattern: not a regular expression"):
+        persona.load(F.config(srv.base_url, tmp_path, seeds=seeds, follow_up_pattern="(unclosed"))

@@ -15,6 +15,8 @@ Relative paths are taken from the directory of the config file.
 """
 from __future__ import annotations
 
+import re
+
 from pathlib import Path
 from typing import Any, Literal
 
@@ -134,6 +136,9 @@ class PersonaConfig(Strict):
     quality: QualityConfig = Field(default_factory=QualityConfig)
     concurrency: int = Field(32, ge=1)
     max_attempts: int = Field(3, ge=1, description="calls per message when clean-up leaves nothing")
+    follow_up_pattern: str | None = Field(
+        None, description="a regular expression every simulated-user follow-up must match (searched in the cleaned "
+                          "question); one that does not is asked again, within max_attempts")
     reask: list[Literal["echo", "catchphrase", "shrinking"]] = Field(
         default_factory=list, description="checks that ask a persona answer again (a new sample, up to max_attempts) "
                                           "when it would make the dialogue fail them; the checks still judge the result")
@@ -159,6 +164,16 @@ class PersonaConfig(Strict):
             else:
                 out.append(p)
         return out
+
+    @field_validator("follow_up_pattern")
+    @classmethod
+    def _pattern(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                re.compile(v)
+            except re.error as e:
+                raise ValueError(f"not a regular expression: {e}") from None
+        return v
 
     @field_validator("turns")
     @classmethod

@@ -3,14 +3,17 @@
 Every message goes through clean-up; a message that is empty afterwards is asked
 again with a new ``sample`` (a fresh answer, not the cached one), and after
 ``max_attempts`` the item fails: an API failure or an empty answer never becomes
-an empty turn.  A follow-up question too similar to an earlier one is asked again
-the same way; if it stays similar it is kept and the ``echo`` check reports it.
+an empty turn.  A follow-up question too similar to an earlier one (or not matching
+``follow_up_pattern``) is asked again the same way; if it stays so it is kept and the
+checks report it.  With ``reask``, an answer that would make the dialogue fail one of
+the named checks is asked again too.
 """
 from __future__ import annotations
 
 import functools
 import hashlib
 import random
+import re
 from typing import Any, Callable
 
 from dialogforge.engine.errors import ItemFailed
@@ -105,6 +108,7 @@ class DialogueMaker:
         history: list[dict] = []
         questions: list[str] = []
         echo_t = cfg.quality.checks.echo
+        pattern = re.compile(cfg.follow_up_pattern) if cfg.follow_up_pattern else None
         for turn in range(1, n + 1):
             if turn > 1:
                 req = self.prompts.render("user_turn.j2", persona=persona, language=persona.language,
@@ -112,7 +116,8 @@ class DialogueMaker:
                 asked, last_answer = list(questions), history[-1]["content"]
                 q, fixes = await self._ask(
                     ctx, "user", [{"role": "user", "content": req}], "user", clean_question,
-                    accept=lambda t: not repeats_a_question(t, asked, echo_t) and not parrots(t, last_answer, echo_t))
+                    accept=lambda t: not repeats_a_question(t, asked, echo_t) and not parrots(t, last_answer, echo_t)
+                    and (pattern is None or pattern.search(t) is not None))
                 if fixes:
                     cleanup_log.append({"turn": turn, "role": "user", "fixes": fixes})
             questions.append(q)

@@ -87,8 +87,9 @@ def run_identity(cfg: PersonaConfig, prompts: Any) -> dict[str, Any]:
     from dialogforge.engine.identity import file_digest
 
     data = cfg.model_dump(exclude={"concurrency", "output", "base_dir", "prompts_dir", "templates"})
-    if not data.get("reask"):  # unset: the identity of runs made before the setting existed
-        data.pop("reask", None)
+    for key in ("reask", "follow_up_pattern"):  # unset: the identity of runs made before these settings existed
+        if not data.get(key):
+            data.pop(key, None)
     seeds = data["seeds"]
     for k in ("path", "start", "limit"):
         seeds.pop(k, None)
