@@ -27,3 +27,15 @@ def test_eta_from_items_when_many_finished():
     for _ in range(500):
         p.item_tokens(20)
     assert abs(p.eta(50.0) - 50.0) < 1e-6  # 500 left at 10 items/s
+
+
+def test_eta_does_not_reach_zero_while_items_left_run_long():
+    """3 of 6 finished at 1000 tokens each; the 3 still running have used 4000 (they were asked again): the estimate
+    stays at half their expected work (it used to say 0 s with minutes to go)."""
+    st = Stats()
+    p = RunProgress("demo", 6, st, enabled=False)
+    p.done, st.completion_tokens = 3, 7000
+    for _ in range(3):
+        p.item_tokens(1000)
+    eta = p.eta(140.0)
+    assert eta is not None and abs(eta - 1500 / 50) < 1e-6

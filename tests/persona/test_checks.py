@@ -133,3 +133,17 @@ def test_a_follow_up_that_quotes_the_answer_is_not_parroting():
     msgs = S.clean("en")
     msgs[4] = {"role": "user", "content": "You mentioned Mount St. Helens in 1980; why did the side of the mountain blow out?"}
     assert check_echo(msgs)["passed"]
+
+
+@pytest.mark.parametrize("lang", S.LANGS)
+def test_an_answer_that_only_repeats_its_question_is_caught(lang):
+    msgs = S.clean(lang)
+    q = msgs[4]["content"]
+    msgs[5] = {"role": "assistant", "content": q + " " + q[: len(q) // 8]} if char_count(q) >= 30 else msgs[5]
+    if char_count(q) < 30:  # too short to tell: a one-line question may be answered by a one-line echo of it
+        msgs[4] = {"role": "user", "content": q * 3}
+        msgs[5] = {"role": "assistant", "content": q * 3}
+    r = check_echo(msgs)
+    assert not r["passed"] and r["value"]["kind"] == "answer_parrot" and r["value"]["turn"] == 3, r
+    msgs[5] = {"role": "assistant", "content": q + " " + S.clean(lang)[5]["content"]}  # restated, then answered
+    assert check_echo(msgs)["passed"], check_echo(msgs)

@@ -45,8 +45,11 @@ class RunProgress:
         n, item_tok = self._item_tokens
         spent = self.stats.prompt_tokens + self.stats.completion_tokens - self._base[1]
         if 0 < n and finished < 20 and item_tok > 0 and spent > 0:
-            in_flight = max(0, spent - item_tok)
-            return max(0.0, left * item_tok / n - in_flight) / (spent / elapsed)
+            work = left * item_tok / n
+            # the items still running count as at most half done: one that needs more tokens than the mean
+            # (asked again, longer answers) must not drive the estimate to zero while it runs
+            in_flight = min(max(0, spent - item_tok), work / 2)
+            return (work - in_flight) / (spent / elapsed)
         rate = finished / elapsed
         return left / rate if rate > 0 else None
 

@@ -14,7 +14,7 @@ thresholds apply to English, Korean, Japanese and Chinese.
 * ``shrinking``   later answers are much shorter than the first, or an answer after the second falls
                   below a fraction of the median of the answers before it (length in non-space characters).
 * ``echo``        an answer too similar to the previous answer, a question too similar to an earlier one,
-                  or a question that copies the answer just given
+                  a question that copies the answer just given, or an answer that only repeats its question
                   (character n-gram Jaccard / containment of the text without spaces and punctuation).
 """
 from __future__ import annotations
@@ -260,6 +260,14 @@ def parrots(question: str, previous_answer: str, t: EchoThresholds = EchoThresho
     return containment(question, previous_answer) >= t.parrot_containment
 
 
+def answer_parrots(answer: str, question: str, t: EchoThresholds = EchoThresholds()) -> bool:
+    """True when an answer is little more than the question it answers, repeated."""
+    n = char_count(answer)
+    if n < t.parrot_min_chars or n > 1.25 * char_count(question):
+        return False
+    return containment(answer, question) >= t.parrot_containment
+
+
 def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> dict:
     qs, answers = split_turns(messages)
     worst_a = 0.0
@@ -292,6 +300,10 @@ def check_echo(messages: list[dict], t: EchoThresholds = EchoThresholds()) -> di
         if parrots(q, prev, t):
             return _result(False, f"question {i + 1} parrots answer {i}",
                            {"kind": "user_parrot", "turn": i + 1, "containment": round(containment(q, prev), 3)})
+    for i in range(min(len(qs), len(answers))):
+        if answer_parrots(answers[i], qs[i], t):
+            return _result(False, f"answer {i + 1} repeats question {i + 1}",
+                           {"kind": "answer_parrot", "turn": i + 1, "containment": round(containment(answers[i], qs[i]), 3)})
     return _result(True, f"max answer similarity {worst_a:.2f}, max question similarity {worst_q:.2f}",
                    {"answer_max": round(worst_a, 3), "question_max": round(worst_q, 3)})
 
