@@ -277,5 +277,18 @@ async def test_follow_up_pattern_asks_the_simulated_user_again(tmp_path):
     questions = [m["content"] for r in raw for m in r["messages"] if m["role"] == "user"]
     assert len(raw) == 2 and len(questions) == 6 and all(q.endswith("?") for q in questions)
     assert set(seen.values()) == {2}  # every follow-up asked twice
+    assert all(r["checks"]["follow_up"]["passed"] for r in raw)
+
+    def never(body):  # a follow-up that never matches: kept after the last attempt, and the dialogue filtered out
+        return "I am happy to help with anything." if F.kind(body) == "user" else F.responder(body)
+
+    async with FakeServer(responder=never) as srv:
+        cfg = F.config(srv.base_url, tmp_path / "never", seeds=seeds, turns=2, rewrite_question=False,
+                       follow_up_pattern=r"\?$", max_attempts=2)
+        res = await _run(cfg)
+    raw = F.read_jsonl(res.raw_path)
+    assert len(raw) == 2 and not F.read_jsonl(res.filtered_path)
+    assert all(not r["passed"] and "follow_up" in r["filter_reasons"] and r["checks"]["follow_up"]["value"] == [2]
+               for r in raw)
     with pytest.raises(Exception, match="follow_up_pattern: not a regular expression"):
         persona.load(F.config(srv.base_url, tmp_path, seeds=seeds, follow_up_pattern="(unclosed"))

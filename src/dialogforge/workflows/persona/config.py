@@ -116,7 +116,7 @@ class QualityConfig(Strict):
     judge: bool = True
     min_score: float | None = Field(3.0, ge=1, le=5)
     checks: CheckThresholds = Field(default_factory=CheckThresholds)
-    advisory: list[Literal["structure", "catchphrase", "shrinking", "echo", "judge"]] = Field(
+    advisory: list[Literal["structure", "catchphrase", "shrinking", "echo", "judge", "follow_up"]] = Field(
         default_factory=list, description="checks that are recorded but do not keep a dialogue out of the filtered set")
 
 
@@ -138,7 +138,8 @@ class PersonaConfig(Strict):
     max_attempts: int = Field(3, ge=1, description="calls per message when clean-up leaves nothing")
     follow_up_pattern: str | None = Field(
         None, description="a regular expression every simulated-user follow-up must match (searched in the cleaned "
-                          "question); one that does not is asked again, within max_attempts")
+                          "question); one that does not is asked again, within max_attempts, and a dialogue "
+                          "left with one fails the follow_up check")
     reask: list[Literal["echo", "catchphrase", "shrinking"]] = Field(
         default_factory=list, description="checks that ask a persona answer again (a new sample, up to max_attempts) "
                                           "when it would make the dialogue fail them; the checks still judge the result")

@@ -141,6 +141,11 @@ class DialogueMaker:
             history += [{"role": "user", "content": q}, {"role": "assistant", "content": answer}]
 
         checks = run_checks(history, cfg.quality.checks, expected_turns=n, persona=persona)
+        if pattern is not None:  # a follow-up that stayed off the pattern after every attempt keeps the dialogue out
+            off = [i + 1 for i, asked_q in enumerate(questions) if i and pattern.search(asked_q) is None]
+            checks["follow_up"] = {"passed": not off, "value": off, "reason": (
+                f"follow-up at turn {', '.join(map(str, off))} does not match follow_up_pattern" if off
+                else "every follow-up matches follow_up_pattern")}
         judge = None
         if cfg.quality.judge:
             judge, err = await judge_dialogue(ctx, self.prompts, cfg.agents.judge, history,
