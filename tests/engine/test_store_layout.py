@@ -205,3 +205,14 @@ def test_a_failed_group_commit_leaves_no_segment_naming_a_lost_dictionary(tmp_pa
     assert again.lookup(f"{3:032x}") == {"choices": [{"message": {"content": "answer 3 " * 20}}]}
     assert again.lookup(f"{1:032x}") is None
     again.close()
+
+
+def test_an_upgrade_of_a_big_store_says_so_once(tmp_path, monkeypatch, capsys):
+    from dialogforge.engine.store import migrations
+    monkeypatch.setattr(migrations, "BIG", 10)  # the fixture has 17 calls
+    path = v7_store(tmp_path)
+    RunStore(path).close()
+    err = capsys.readouterr().err
+    assert f"upgrading the run store from version 7 to {migrations.latest()} (17 calls" in err and str(path) in err
+    RunStore(path).close()  # already upgraded: nothing said
+    assert capsys.readouterr().err == ""
