@@ -39,7 +39,7 @@ def test_share_column_prune_and_refusals(tmp_path):
            for line in listed.output.splitlines() for rid in (small, big) if rid in line}
     # 33 small calls compress to a few pages: the store's own pages (one or two per table) are much of this file
     assert 0 < pct[small] < pct[big] and 20 < pct[small] + pct[big] <= 100, listed.output
-    other = float(listed.output.split("free pages and the store's own")[1].split("(")[1].split("%")[0])
+    other = float(listed.output.split("not owned by any run")[1].split("(")[1].split("%")[0])
     assert abs(pct[small] + pct[big] + other - 100) < 0.5, listed.output  # the column and the rest sum to the file
 
     for bad, said in (("nope", "no run 'nope'"), ("generate-", "matches 2 runs")):

@@ -84,17 +84,22 @@ def register(app: typer.Typer) -> None:
 
     @runs_app.callback()
     @friendly_errors
-    def runs_list(ctx: typer.Context, store: Optional[Path] = StoreOpt) -> None:
-        """List runs, newest first."""
+    def runs_list(ctx: typer.Context, store: Optional[Path] = StoreOpt,
+                  exact_sizes: bool = typer.Option(False, "--exact-sizes",
+                                                   help="Walk every page of the store for each run's exact share "
+                                                        "(slow on a big store; by default the shares are "
+                                                        "estimated from counters)."),
+                  ) -> None:
+        """List runs, newest first, with each run's share of the store file."""
         if ctx.invoked_subcommand:
             return
         st = _open(ctx, store)
-        shares = st.shares()
+        shares = st.shares(exact_sizes=exact_sizes)
         table = Table(title=f"runs in {st.path}")
         table.add_column("run", no_wrap=True)
         for col in ("workflow", "status", "done", "failed", "updated"):
             table.add_column(col, no_wrap=True)
-        table.add_column("store", justify="right", no_wrap=True)
+        table.add_column("store (approx.)" if shares.approx else "store", justify="right", no_wrap=True)
         table.add_column("share", justify="right", no_wrap=True)
         table.add_column("output", overflow="fold")
         for r in st.runs():
@@ -104,9 +109,13 @@ def register(app: typer.Typer) -> None:
                           next(iter(r.outputs.values()), ""))
         out.print(table)
         other = shares.other
+        own = max(0, other - shares.free_bytes)
+        how = ("approx., from counters; --exact-sizes walks the file" if shares.approx
+               else "exact, walked page by page")
         out.print(f"store {_size(shares.file_bytes)} (+ WAL {_size(shares.wal_bytes)}): runs "
-                  f"{_size(shares.file_bytes - other)}, free pages and the store's own {_size(other)} "
-                  f"({100 * other / max(1, shares.file_bytes):.1f}%)", highlight=False)
+                  f"{_size(shares.file_bytes - other)} ({how}), not owned by any run {_size(other)} "
+                  f"({100 * other / max(1, shares.file_bytes):.1f}%: free pages {_size(shares.free_bytes)}, "
+                  f"the store's own {_size(own)})", highlight=False)
 
     @runs_app.command("show")
     @friendly_errors

@@ -49,6 +49,7 @@ from ..errors import DialogforgeError
 from . import migrations
 from .blobs import Builder, Names, Segments, key_hex, key_ints
 from .codec import Chains, undelta, unpack
+from .sizes import CALL_ROW, ITEM_ROW, LINE_ROW, Tally
 
 _BLOBS = "seg, pos, qlen, rlen, request, response, base"  # the columns ``_blobs`` reads
 
@@ -271,15 +272,18 @@ class StoreCore:
         memos, self._pending_memos = self._pending_memos, {}
         self._pending_responses = {}
         db = self.db
+        tally = Tally()  # each run's bytes (run_sizes), counted in the same transaction
         db.execute("BEGIN IMMEDIATE")  # the write lock now: call ids below are ours to give
         try:
             if calls or appends:
-                self._write_blobs(calls, appends)
+                self._write_blobs(calls, appends, tally)
             for it in items:  # after their last calls were encoded: no chain of theirs is needed again
                 self._chains.forget(it[0], it[1])
             if memos:
-                db.executemany("INSERT OR IGNORE INTO memos (run_id, item_id, key, value) VALUES (?,?,?,?)",
-                               [(*k, orjson.dumps(v)) for k, v in memos.items()])
+                rows = [(*k, orjson.dumps(v)) for k, v in memos.items()]
+                db.executemany("INSERT OR IGNORE INTO memos (run_id, item_id, key, value) VALUES (?,?,?,?)", rows)
+                for r, i, k, v in rows:
+                    tally.add(r, rows=len(v) + len(k) + len(i))
             if appends:
                 db.executemany("UPDATE files SET size=? WHERE rowid=?", [(s, f) for f, s in files.items()])
             db.executemany(
@@ -287,6 +291,9 @@ class StoreCore:
                 " ON CONFLICT(run, item) DO UPDATE SET status=excluded.status, error=excluded.error,"
                 " records=excluded.records, updated_ms=excluded.updated_ms",
                 [(self.names.id(r), i, s, e, n, round(t * 1e3)) for r, i, s, e, n, t in items])
+            for r, i, _, e, _, _ in items:
+                tally.add(r, rows=len(i) + len(e or "") + ITEM_ROW)
+            tally.write(db, self.names.id)
             db.execute("COMMIT")
         except BaseException:
             db.execute("ROLLBACK")
@@ -297,7 +304,7 @@ class StoreCore:
         for hook in self.after_commit:
             hook()
 
-    def _write_blobs(self, calls: list[tuple], appends: list[tuple]) -> None:
+    def _write_blobs(self, calls: list[tuple], appends: list[tuple], tally: Tally) -> None:
         """This commit's requests, responses and lines as one segment; calls and lines as rows pointing into it.
         A request is stored as a delta on its item's previous call of the same purpose where it repeats it."""
         (top,) = self.db.execute("SELECT COALESCE(MAX(id), 0) FROM call_log").fetchone()
@@ -314,9 +321,14 @@ class StoreCore:
             rows.append((n, name(c[0]), c[1], name(c[2]), name(c[3]), name(c[4]), k1, k2, pos, len(request),
                          None if response is None else len(response), c[8], c[9], round(c[10] * 1e6), c[11], c[12],
                          c[13], round(c[14] * 1e3), name(c[15]), base))
+            tally.add(c[0], raw=len(request) + len(response or b""),
+                      rows=CALL_ROW + len(c[1] or "") + len(c[12] or ""))
         for file_id, offset, run_id, data in appends:
             lines.append((file_id, offset, name(run_id), len(data), seg.add(data)))
-        seg_id = self.segments.write(seg.bytes())
+            tally.add(run_id, raw=len(data), rows=LINE_ROW)
+        raw = seg.bytes()
+        seg_id = self.segments.write(raw)
+        tally.stored = self.segments.stored
         self.db.executemany(
             "INSERT INTO call_log (id, run, item, purpose, endpoint, model, k1, k2, seg, pos, qlen, rlen, prompt_tokens,"
             " completion_tokens, latency_us, attempt, error, cost, created_ms, replica, base)"

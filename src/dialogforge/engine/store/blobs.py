@@ -78,6 +78,7 @@ class Segments:
         self._dict_id: int | None = None
         self._sample: list[bytes] | None = []  # this session's first raw bytes, until its dictionary exists
         self._sampled = 0
+        self.stored = 0
         row = db.execute("SELECT MAX(id) FROM dicts").fetchone()
         if row and row[0] is not None:  # until this session makes its own, the newest one serves
             self._dict_id = row[0]
@@ -112,6 +113,7 @@ class Segments:
             blob = self._compressor.compress(raw)
         (seg,) = self.db.execute("INSERT INTO segments (dict, data) VALUES (?, ?) RETURNING id",
                                  (dict_id, blob)).fetchone()
+        self.stored = len(blob)  # the last segment's stored size (its runs' counters, sizes.Tally)
         return int(seg)
 
     def replace(self, seg: int, raw: bytes) -> None:

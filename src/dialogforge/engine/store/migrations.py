@@ -226,3 +226,14 @@ CREATE VIEW calls AS SELECT c.id AS id, r.name AS run_id, c.item AS item_id, p.n
     FROM call_log c LEFT JOIN names r ON r.id = c.run LEFT JOIN names p ON p.id = c.purpose
     LEFT JOIN names e ON e.id = c.endpoint LEFT JOIN names m ON m.id = c.model LEFT JOIN names rp ON rp.id = c.replica
 """)
+
+
+@migration(9)
+def m009_run_sizes(db: sqlite3.Connection) -> None:
+    """Each run's bytes as counters (segment bytes attributed to it, its rows' payload), kept by every group
+    commit, so `dialogforge runs` lists shares without walking the file's pages (sizes.py); counted once here
+    from the data already stored."""
+    from .sizes import recount
+    db.execute("CREATE TABLE run_sizes (run INTEGER PRIMARY KEY, seg INTEGER NOT NULL DEFAULT 0,"
+               " rows INTEGER NOT NULL DEFAULT 0)")
+    recount(db)

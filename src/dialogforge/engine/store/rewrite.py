@@ -13,19 +13,6 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from .base import StoreCore
 
-_PARTS = ("SELECT seg, run, COALESCE(qlen, 0) + COALESCE(rlen, 0) AS n FROM call_log WHERE seg IS NOT NULL"
-          " UNION ALL SELECT seg, run, length AS n FROM lines WHERE seg IS NOT NULL")
-
-
-def segment_shares(store: "StoreCore") -> dict[str, int]:
-    """Run id -> its part of the segments' stored bytes."""
-    rows = store.db.execute(
-        f"WITH parts AS ({_PARTS}), tot AS (SELECT seg, SUM(n) AS raw FROM parts GROUP BY seg)"
-        " SELECT nm.name, SUM(p.n * 1.0 * length(s.data) / t.raw) FROM parts p JOIN tot t ON t.seg = p.seg"
-        " JOIN segments s ON s.id = p.seg JOIN names nm ON nm.id = p.run WHERE t.raw > 0 GROUP BY p.run").fetchall()
-    return {name: int(n or 0) for name, n in rows}
-
-
 def drop_requests(store: "StoreCore", run_id: str) -> None:
     """Inside the caller's transaction: delete the run's failed attempts and cut its request bodies out of the
     segments (and the inline blobs of rows from before segments); positions of the rows kept are updated."""

@@ -12,43 +12,11 @@ import orjson
 from ..errors import DialogforgeError
 from ..types import ItemStatus, RunStatus
 from .base import StoreCore
-from .rewrite import drop_requests, segment_shares
-
-# What each table holds of a run: (table, its run column, payload of one row in bytes). A run's share of a
-# table's pages is its part of that table's payload (``run`` columns are ``names`` ids); the segments are split
-# by each run's raw bytes in each (rewrite.segment_shares). What no run owns (free pages, the schema, names,
-# dictionaries, output-file sizes) is the store's own.
-_PAYLOAD = (
-    ("call_log", "run", "COALESCE(length(request),0) + COALESCE(length(response),0) + COALESCE(length(error),0)"
-                        " + COALESCE(length(item),0) + 48"),
-    ("lines", "run", "COALESCE(length(data),0) + 20"),
-    ("item_log", "run", "length(item) + COALESCE(length(error),0) + 16"),
-    ("memos", "run_id", "length(value) + length(key) + length(item_id)"),
-    ("offline_requests", "run_id", "length(custom_id) + length(file) + COALESCE(length(response),0) + 8"),
-    ("batch_jobs", "run_id", "length(batch_id) + length(endpoint) + 80"),
-    ("runs", "run_id", "length(run_id) + COALESCE(length(identity),0) + COALESCE(length(command),0)"
-                       " + COALESCE(length(outputs),0) + COALESCE(length(error),0) + COALESCE(length(info),0) + 40"),
-)
-
+from .rewrite import drop_requests
+from .sizes import StoreShares, estimated, exact, recount
 
 class PruneRefused(DialogforgeError):
     """A run that cannot be pruned (unknown, ambiguous, not finished); nothing was changed."""
-
-
-@dataclass(slots=True)
-class StoreShares:
-    """How the store file's bytes divide among its runs."""
-    file_bytes: int  # the store file (not its WAL)
-    wal_bytes: int
-    runs: dict[str, int] = field(default_factory=dict)  # run id -> bytes attributed to it
-
-    @property
-    def other(self) -> int:
-        """Bytes no run owns: free pages, the schema, the output-file table, rounding."""
-        return max(0, self.file_bytes - sum(self.runs.values()))
-
-    def percent(self, run_id: str) -> float:
-        return 100.0 * self.runs.get(run_id, 0) / self.file_bytes if self.file_bytes else 0.0
 
 
 @dataclass(slots=True)
@@ -204,45 +172,12 @@ class RunStore(StoreCore):
         wal = self.path.with_name(self.path.name + "-wal")
         return self.path.stat().st_size, wal.stat().st_size if wal.exists() else 0
 
-    def shares(self) -> StoreShares:
-        """Each run's bytes: its part of every table's pages (indexes included), by its rows' payload."""
+    def shares(self, *, exact_sizes: bool = False) -> StoreShares:
+        """Each run's bytes of the store file: estimated from the counters the group commits keep (a few small
+        queries), or with ``exact_sizes`` its part of every table's pages walked with SQLite's dbstat (slow:
+        it reads the whole file). See sizes.py."""
         self.flush()
-        page_size = self.db.execute("PRAGMA page_size").fetchone()[0]
-        pages = self.db.execute("PRAGMA page_count").fetchone()[0]
-        out = StoreShares(page_size * pages, self.disk_bytes()[1])
-        tables = self._table_bytes()
-        names = dict(self.db.execute("SELECT id, name FROM names"))
-        for table, col, expr in _PAYLOAD:
-            try:
-                per_run = self.db.execute(f"SELECT {col}, SUM({expr}) FROM {table} WHERE {col} IS NOT NULL"
-                                          f" GROUP BY {col}").fetchall()
-            except sqlite3.OperationalError:  # a table this store's layout does not have
-                continue
-            if col == "run":
-                per_run = [(names.get(r), n) for r, n in per_run]
-            self._split(out, tables, table, per_run)
-        self._split(out, tables, "segments", list(segment_shares(self).items()))
-        return out
-
-    @staticmethod
-    def _split(out: StoreShares, tables: dict[str, int] | None, table: str, per_run: list) -> None:
-        total = sum(n or 0 for _, n in per_run)
-        if not total:
-            return
-        size = tables.get(table, total) if tables is not None else total
-        for rid, n in per_run:
-            if rid is not None:
-                out.runs[rid] = out.runs.get(rid, 0) + size * (n or 0) // total
-
-    def _table_bytes(self) -> dict[str, int] | None:
-        """Bytes of each table's pages, its indexes' included (SQLite's dbstat; None where it is not built in)."""
-        try:
-            rows = self.db.execute(
-                "SELECT s.tbl_name, SUM(d.pgsize) FROM dbstat AS d JOIN sqlite_schema AS s ON s.name = d.name"
-                " WHERE d.aggregate = TRUE GROUP BY s.tbl_name").fetchall()
-        except sqlite3.OperationalError:
-            return None
-        return {t: n for t, n in rows}
+        return exact(self) if exact_sizes else estimated(self)
 
     def resolve_run(self, ref: str) -> RunInfo:
         """The run with this id, or the one run whose id starts with it or that wrote this output file;
@@ -298,6 +233,7 @@ class RunStore(StoreCore):
             info = orjson.loads(row[1]) if row[1] else {}
             info["pruned"] = _pruned_summary(db, rid, info.get("pruned") or {}, plan)
             drop_requests(self, rid)
+            recount(db)  # segments the run shared with others were rewritten too
             db.execute("UPDATE runs SET info=? WHERE run_id=?", (orjson.dumps(info).decode(), rid))
             db.execute("COMMIT")
         except BaseException:
