@@ -51,6 +51,13 @@ def test_share_column_prune_and_refusals(tmp_path):
     dry = _cli("runs", "prune", big, "--dry-run", "--store", store)
     assert dry.exit_code == 0 and "would drop 30 request bodies" in dry.output and "nothing changed" in dry.output
     assert store.stat().st_size == size
+    # sizes said honestly: the stored forms before compression, and about what they take compressed (less)
+    assert "uncompressed, about" in dry.output and "compressed as stored" in dry.output, dry.output
+    from dialogforge.engine.store import RunStore
+    st = RunStore(store)
+    plan = st.prune(big, dry_run=True)
+    st.close()
+    assert 0 < plan.stored < plan.bytes, (plan.stored, plan.bytes)
     r = _cli("runs", "prune", big, "--store", store)
     assert r.exit_code == 0 and "dropped 30 request bodies" in r.output and "(VACUUM)" in r.output, r.output
     # never larger; smaller only by whole pages: a generate request's text is also in its output line, which

@@ -41,7 +41,7 @@ def _size(n: float) -> str:
 
 def _pruned_note(pruned: dict) -> str:
     return (f"request bodies pruned on {_when(pruned['at'])}: {pruned['requests']:,} request bodies and "
-            f"{pruned['failed']:,} failed attempts dropped ({_size(pruned['bytes'])}); responses, memos and "
+            f"{pruned['failed']:,} failed attempts dropped ({_size(pruned['bytes'])} uncompressed); responses, memos and "
             "recorded lines kept")
 
 
@@ -204,7 +204,7 @@ def register(app: typer.Typer) -> None:
         st = _open(ctx, store)
         plan = st.prune(run, dry_run=dry_run)
         what = (f"{plan.requests:,} request bodies and {plan.failed:,} failed attempts "
-                f"({_size(plan.bytes)} of stored data)")
+                f"({_size(plan.bytes)} uncompressed, about {_size(plan.stored)} compressed as stored)")
         if dry_run:
             out.print(f"{plan.run_id}: would drop {what}; nothing changed (dry run)", highlight=False)
             return

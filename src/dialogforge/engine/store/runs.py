@@ -13,7 +13,7 @@ from ..errors import DialogforgeError
 from ..types import ItemStatus, RunStatus
 from .base import StoreCore
 from .rewrite import drop_requests
-from .sizes import StoreShares, estimated, exact, recount
+from .sizes import StoreShares, estimated, exact, recount, requests_share
 
 class PruneRefused(DialogforgeError):
     """A run that cannot be pruned (unknown, ambiguous, not finished); nothing was changed."""
@@ -27,12 +27,14 @@ class PrunePlan:
     request_bytes: int = 0
     failed: int = 0  # call rows without a response (errors, retried or final) that go entirely
     failed_bytes: int = 0
+    stored: int = 0  # about how much of the file those take, compressed as stored (sizes.requests_share)
     file_before: int = 0
     file_after: int | None = None  # None: a dry run, or not vacuumed (see not_vacuumed)
     not_vacuumed: str | None = None  # why the file was not rewritten (the space is reused by later runs)
 
     @property
     def bytes(self) -> int:
+        """Their size uncompressed (each request's stored form before its segment's compression)."""
         return self.request_bytes + self.failed_bytes
 
 
@@ -207,6 +209,7 @@ class RunStore(StoreCore):
         plan.failed, plan.failed_bytes = self.db.execute(
             "SELECT COUNT(*), COALESCE(SUM(COALESCE(request, 0) + COALESCE(length(error), 0) + 48), 0) FROM calls"
             " WHERE run_id=? AND response IS NULL", (rid,)).fetchone()
+        plan.stored = requests_share(self.db, self.names.find(rid))
         return plan
 
     def prune(self, ref: str, *, dry_run: bool = False, vacuum: bool = True) -> PrunePlan:

@@ -201,3 +201,22 @@ def _table_bytes(db: sqlite3.Connection) -> dict[str, int] | None:
     except sqlite3.OperationalError:
         return None
     return {t: n for t, n in rows}
+
+
+def requests_share(db: sqlite3.Connection, run: int | None) -> int:
+    """About how many bytes of the file a run's request bodies and failed attempts take, compressed as stored:
+    its counted segment bytes times its requests' part of its raw segment bytes, plus request blobs stored
+    inline (rows from before segments) and the failed attempts' rows."""
+    if run is None:
+        return 0
+    row = db.execute("SELECT seg FROM run_sizes WHERE run=?", (run,)).fetchone()
+    seg = row[0] if row else 0
+    req, raw, inline, failed = db.execute(
+        "SELECT COALESCE(SUM(qlen), 0), COALESCE(SUM(COALESCE(qlen, 0) + COALESCE(rlen, 0)), 0),"
+        " COALESCE(SUM(length(request)), 0), COALESCE(SUM(CASE WHEN rlen IS NULL AND response IS NULL"
+        f" THEN {CALL_ROW} + COALESCE(length(item), 0) + COALESCE(length(error), 0) END), 0)"
+        " FROM call_log WHERE run=?", (run,)).fetchone()
+    (lines,) = db.execute("SELECT COALESCE(SUM(length), 0) FROM lines WHERE run=? AND seg IS NOT NULL",
+                          (run,)).fetchone()
+    raw += lines
+    return int(seg * req / raw if raw else 0) + inline + int(ROW_WEIGHT * failed)
