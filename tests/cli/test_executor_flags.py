@@ -22,3 +22,4 @@ def test_bad_executor_flags(tmp_path, flags, message):
                         *flags], capture_output=True, text=True, timeout=60)
     assert r.returncode == 2 and message in r.stderr and "Traceback" not in r.stderr, r.stderr
     assert not (tmp_path / "o.jsonl").exists()
+    assert not (tmp_path / "s.sqlite").exists()  # refused before the run store is created

@@ -10,7 +10,8 @@ import typer
 
 from ..engine.errors import ConfigError
 from .common import (BaseUrlOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt, ModelOpt, RayAddressOpt, RayWorkersOpt,
-                     StoreOpt, console, friendly_errors, parse_fields, require_rows, run_async, use_executor)
+                     StoreOpt, check_executor_flags, console, friendly_errors, parse_fields, require_rows, run_async,
+                     use_executor)
 
 
 def _mapping(preset: Optional[str], fields: list[str] | None):
@@ -100,6 +101,7 @@ def register(app: typer.Typer) -> None:
         if not task_list:
             raise ConfigError(f"{tasks_path}: no tasks to run")
         check_environment(cfg.environment, task_list)  # every task can be scored: checked before the run store exists
+        check_executor_flags(executor, ray_address, ray_workers)
         engine = Engine.from_config(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store,
                                     roles=[cfg.agent_role, cfg.summary_role])
         use_executor(engine, executor, ray_address, ray_workers)

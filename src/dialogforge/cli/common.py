@@ -40,16 +40,25 @@ BatchFileOpt = typer.Option(None, "--batch-file", help="Offline batch round: wri
                             "rerun goes one round further.")
 
 
-def use_executor(engine: Engine, executor: str, ray_address: Optional[str] = None, ray_workers: Optional[int] = None,
-                 batch: bool = False, batch_poll: float = 30.0, batch_file: Optional[Path] = None) -> None:
-    """Point the engine's runs at the executor the flags name (engine/executors)."""
-    from ..engine import make_executor
+def check_executor_flags(executor: str, ray_address: Optional[str] = None, ray_workers: Optional[int] = None,
+                         batch: bool = False, batch_file: Optional[Path] = None) -> None:
+    """Refuse executor flags that do not fit together; called before the run store exists (nothing is created)."""
+    from ..engine.executors import EXECUTORS
+    if executor not in EXECUTORS:
+        raise DialogforgeError(f"--executor: unknown executor {executor!r} (known: {', '.join(EXECUTORS)})")
     if executor != "ray" and (ray_address or ray_workers):
         raise DialogforgeError("--ray-address and --ray-workers go with --executor ray")
     if (batch or batch_file) and executor != "local":
         raise DialogforgeError(f"batch mode is its own executor; it does not combine with --executor {executor}")
     if batch and batch_file:
         raise DialogforgeError("use either --batch (a provider's Batch API) or --batch-file (offline), not both")
+
+
+def use_executor(engine: Engine, executor: str, ray_address: Optional[str] = None, ray_workers: Optional[int] = None,
+                 batch: bool = False, batch_poll: float = 30.0, batch_file: Optional[Path] = None) -> None:
+    """Point the engine's runs at the executor the flags name (engine/executors)."""
+    from ..engine import make_executor
+    check_executor_flags(executor, ray_address, ray_workers, batch, batch_file)
     if batch_file:
         engine.executor = make_executor("batch", file=batch_file)
         return

@@ -7,8 +7,8 @@ from typing import Optional
 import typer
 
 from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ConfigOpt, ContinueOpt, ExecutorOpt,
-                     KeyEnvOpt, ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, friendly_errors, make_engine,
-                     parse_fields, print_result, require_rows, run_async, use_executor)
+                     KeyEnvOpt, ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, check_executor_flags, friendly_errors,
+                     make_engine, parse_fields, print_result, require_rows, run_async, use_executor)
 
 
 def register(app: typer.Typer) -> None:
@@ -44,6 +44,7 @@ def register(app: typer.Typer) -> None:
         """Generate one response (or --n) per prompt; resumable, every call logged."""
         from ..workflows.generate import generate, options_from_config
         require_rows(input)  # before the run store or the output exists
+        check_executor_flags(executor, ray_address, ray_workers, batch, batch_file)
         engine = make_engine(config, base_url, model, api_key_env, store, roles=["generator"])
         use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll, batch_file)
         # a `generate:` config section gives defaults; flags win

@@ -9,8 +9,8 @@ import typer
 
 from ..engine.errors import ConfigError
 from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt,
-                     ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, console, friendly_errors, make_engine,
-                     print_result, require_rows, run_async, use_executor)
+                     ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, check_executor_flags, console, friendly_errors,
+                     make_engine, print_result, require_rows, run_async, use_executor)
 
 
 def _parse_turns(value: Optional[str]) -> int | tuple[int, int] | None:
@@ -74,6 +74,7 @@ def register(app: typer.Typer) -> None:
         parsed = load_config(config)
         # the section and the flags over it are checked before the run store exists
         pcfg = apply_overrides(load_persona_config(parsed), **{k: v for k, v in overrides.items() if v is not None})
+        check_executor_flags(executor, ray_address, ray_workers, batch, batch_file)
         engine = Engine.from_config(parsed, base_url=base_url, model=model, api_key_env=api_key_env, store=store)
         use_executor(engine, executor, ray_address, ray_workers, batch, batch_poll, batch_file)
 
