@@ -111,3 +111,14 @@ def test_calls_as_parquet_match_the_jsonl(tmp_path):
     assert bad.exit_code != 0 and "--format 'csv': use jsonl or parquet" in bad.output
     alone = _cli("runs", "calls", run, "--format", "parquet", "--store", store)
     assert alone.exit_code != 0 and "needs --output" in alone.output
+
+    # a typo'd --item or --purpose is said, not written as an empty file
+    item, purpose = want[0]["item_id"], want[0]["purpose"]
+    for flags, said in ((["--item", "typo"], "--item 'typo'"), (["--purpose", "jduge"], "--purpose 'jduge'"),
+                        (["--item", item, "--purpose", "jduge"], "--purpose 'jduge'")):
+        out = tmp_path / "none.jsonl"
+        r = _cli("runs", "calls", run, *flags, "-o", out, "--store", store)
+        assert r.exit_code != 0 and said in r.output and "nothing written" in r.output, r.output
+        assert not out.exists() and "Traceback" not in r.output
+    r = _cli("runs", "calls", run, "--item", item, "--purpose", purpose, "-o", tmp_path / "one.jsonl", "--store", store)
+    assert r.exit_code == 0 and "1 calls written" in r.output, r.output

@@ -171,6 +171,13 @@ def register(app: typer.Typer) -> None:
         kind = _calls_format(fmt, output)
         st = _open(ctx, store)
         info = _find(st, run)
+        for what, given in (("item", item), ("purpose", purpose)):
+            if given is not None and not st.has_calls(info.run_id, **{"item_id" if what == "item" else what: given}):
+                raise DialogforgeError(f"--{what} {given!r}: run {info.run_id} made no call "
+                                       f"{'for' if what == 'item' else 'of'} it (see `dialogforge runs show`)"
+                                       "; nothing written")
+        if item is not None and purpose is not None and not st.has_calls(info.run_id, item, purpose):
+            raise DialogforgeError(f"run {info.run_id} made no {purpose!r} call for item {item!r}; nothing written")
         pruned = st.pruned(info.run_id)
         if pruned:
             out.print(f"note: {_pruned_note(pruned)}; their `request` is null", highlight=False)

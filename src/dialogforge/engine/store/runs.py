@@ -100,6 +100,18 @@ class RunStore(StoreCore):
         return dict(self.db.execute(f"SELECT item, status FROM item_log WHERE run=? AND item IN ({marks})",
                                     (run, *item_ids)))
 
+    def has_calls(self, run_id: str, item_id: str | None = None, purpose: str | None = None) -> bool:
+        """Whether the run made any call (of this item, of this purpose)."""
+        run = self.names.find(run_id)
+        q, args = "SELECT 1 FROM call_log WHERE run=?", [run]
+        if item_id is not None:
+            q += " AND item=?"
+            args.append(item_id)
+        if purpose is not None:
+            q += " AND purpose=?"
+            args.append(self.names.find(purpose))
+        return run is not None and self.db.execute(q + " LIMIT 1", args).fetchone() is not None
+
     def failures(self, run_id: str) -> list[tuple[str, str]]:
         return list(self.db.execute(
             "SELECT item_id, error FROM items WHERE run_id=? AND status=? ORDER BY updated_at",
