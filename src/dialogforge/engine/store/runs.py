@@ -103,7 +103,8 @@ class RunStore(StoreCore):
     def has_calls(self, run_id: str, item_id: str | None = None, purpose: str | None = None) -> bool:
         """Whether the run made any call (of this item, of this purpose)."""
         run = self.names.find(run_id)
-        q, args = "SELECT 1 FROM call_log WHERE run=?", [run]
+        q = "SELECT 1 FROM call_log WHERE run=?"
+        args: list[object] = [run]
         if item_id is not None:
             q += " AND item=?"
             args.append(item_id)
