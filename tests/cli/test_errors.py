@@ -1,27 +1,11 @@
 """User errors: one line naming the file or flag, exit 2, no traceback, and nothing created before inputs are good."""
 from __future__ import annotations
 
-import os
 
 import pytest
 from typer.testing import CliRunner
 
 from dialogforge.cli.main import app
-from dialogforge.testing.fake_server import FakeServer
-
-
-@pytest.fixture
-def scratch(tmp_path):
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    yield tmp_path
-    os.chdir(old)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeServer() as srv:
-        yield srv
 
 
 def run(*args: str):

@@ -9,24 +9,9 @@ import pytest
 from typer.testing import CliRunner
 
 from dialogforge.cli.main import app
-from dialogforge.testing.fake_server import FakeServer
 
 EXAMPLES = os.path.join(os.path.dirname(__file__), "..", "..", "examples")
 TRACE = os.path.abspath(os.path.join(EXAMPLES, "annotate", "code_demo.json"))
-
-
-@pytest.fixture
-def scratch(tmp_path):
-    old = os.getcwd()
-    os.chdir(tmp_path)
-    yield tmp_path
-    os.chdir(old)
-
-
-@pytest.fixture(scope="module")
-def server():
-    with FakeServer() as srv:
-        yield srv
 
 
 def run(*args: str):
