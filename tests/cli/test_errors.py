@@ -1,7 +1,6 @@
 """User errors: one line naming the file or flag, exit 2, no traceback, and nothing created before inputs are good."""
 from __future__ import annotations
 
-
 import pytest
 from typer.testing import CliRunner
 
