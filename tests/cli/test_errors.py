@@ -90,7 +90,7 @@ def test_install_hint_keeps_its_brackets(scratch):
         raise ConfigError("--to hf needs `datasets`: pip install 'dialogforge[hf]'")
 
     with console.capture() as cap:
-        with pytest.raises(Exception):
+        with pytest.raises(SystemExit):
             cmd()
     assert "pip install 'dialogforge[hf]'" in cap.get()
 

@@ -1,4 +1,9 @@
-"""Shared CLI plumbing: engine options, error reporting, .env loading."""
+"""Shared CLI plumbing: engine options, error reporting, .env loading.
+
+Nothing here imports typer, rich or the engine at import time: the fast path of `generate` (cli/options.py) runs
+its command through this module without them (see cli/main.py on start-up time). The shared options are typer
+options made on first use from their declarations in cli/options.py.
+"""
 from __future__ import annotations
 
 import functools
@@ -6,38 +11,29 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-import typer
-from rich.console import Console
-
+from ..core.console import LazyConsole
 from ..core.errors import DialogforgeError
+from . import options
 
 if TYPE_CHECKING:  # the engine (aiohttp, the runner) loads only for commands that call a model
+    from rich.console import Console
+
     from ..engine import Engine
 
-# Nothing here imports the engine: a command that needs it imports it (see cli/main.py on start-up time).
-console = Console(stderr=True, emoji=False)
+console: Console = LazyConsole(stderr=True, emoji=False)  # type: ignore[assignment]
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="YAML config with endpoints and roles.", exists=False)
-BaseUrlOpt = typer.Option(None, "--base-url", help="OpenAI-compatible server URL (overrides the config).")
-ModelOpt = typer.Option(None, "--model", help="Model name on that server (overrides the config).")
-KeyEnvOpt = typer.Option(None, "--api-key-env", help="Environment variable that holds the API key.")
-ContinueOpt = typer.Option(False, "--continue", help="Go on into outputs made with other settings (model, "
-                           "sampling, templates, inputs) instead of refusing; finished items stay as they are.")
-StoreOpt = typer.Option(None, "--store", help="Run store, a SQLite file (default: store.sqlite in "
-                        "$DIALOGFORGE_HOME, else in .dialogforge/).")
-ExecutorOpt = typer.Option("local", "--executor", help="Where items run: local (default) or ray.")
-RayAddressOpt = typer.Option(None, "--ray-address",
-                             help="Ray cluster to join from one of its nodes: auto, or the head's HOST:6379; "
-                                  "default: a local Ray instance.")
-RayWorkersOpt = typer.Option(None, "--ray-workers", min=1, help="Ray worker actors (default: one per CPU of the cluster).")
+# typer option name -> its declaration (cli/options.py)
+_SHARED = {"ConfigOpt": options.CONFIG, "BaseUrlOpt": options.BASE_URL, "ModelOpt": options.MODEL,
+           "KeyEnvOpt": options.KEY_ENV, "ContinueOpt": options.CONTINUE, "StoreOpt": options.STORE,
+           "ExecutorOpt": options.EXECUTOR, "RayAddressOpt": options.RAY_ADDRESS, "RayWorkersOpt": options.RAY_WORKERS,
+           "BatchOpt": options.BATCH, "BatchPollOpt": options.BATCH_POLL, "BatchFileOpt": options.BATCH_FILE}
 
 
-BatchOpt = typer.Option(False, "--batch", help="Batch mode: uncached calls go out as provider batch jobs, round by "
-                        "round (about half the price; hours, not minutes). Same as `mode: batch` on the endpoints.")
-BatchPollOpt = typer.Option(30.0, "--batch-poll", min=0, help="Seconds between looks at a running batch job.")
-BatchFileOpt = typer.Option(None, "--batch-file", help="Offline batch round: write the calls every waiting item needs "
-                            "to FILE (vLLM run-batch input) and stop (exit 3); `dialogforge batch import OUT` then "
-                            "rerun goes one round further.")
+def __getattr__(name: str) -> Any:
+    """`ConfigOpt`, `BaseUrlOpt`, ...: the shared options as typer options, for the commands declared with typer."""
+    if name in _SHARED:
+        return _SHARED[name].typer()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def check_executor_flags(executor: str, ray_address: Optional[str] = None, ray_workers: Optional[int] = None,
@@ -87,18 +83,18 @@ def friendly_errors(fn: Callable) -> Callable:
         except DialogforgeError as e:
             if getattr(e, "exit_code", None) == 3:  # BatchFileWritten: not an error, the run waits on a batch file
                 console.print(f"[yellow]batch file:[/] {escape(str(e))}", highlight=False, soft_wrap=True)
-                raise typer.Exit(3) from None
+                raise SystemExit(3) from None
             console.print(f"[bold red]error:[/] {escape(str(e))}", highlight=False, soft_wrap=True)  # one line
-            raise typer.Exit(2) from None
+            raise SystemExit(2) from None
         except Exception as e:
             message = _file_problem(e)
             if message is None:
                 raise
             console.print(f"[bold red]error:[/] {escape(message)}", highlight=False, soft_wrap=True)  # one line
-            raise typer.Exit(2) from None
+            raise SystemExit(2) from None
         except KeyboardInterrupt:
             console.print("[yellow]interrupted[/] — finished items are saved; rerun the same command to resume")
-            raise typer.Exit(130) from None
+            raise SystemExit(130) from None
     return wrapper
 
 

@@ -6,7 +6,8 @@ every command without importing any area, and a command imports only its own mod
 stays small however many areas there are. To add an area, add its lines to COMMANDS.
 
 The typer app (`app`, in cli/app.py) is imported on first use: this module stays cheap, so that the
-console script (`main`) can draw `dialogforge --help` (cli/help.py) without loading typer at all.
+console script (`main`) can draw `dialogforge --help` (cli/help.py), and run the commands in FAST
+(`generate`), without loading typer at all.
 """
 from __future__ import annotations
 
@@ -36,6 +37,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "annotate": ("annotate", "Annotation server: people judge proactive proposals; their labels become reward data."),
     "demo": ("demo", "Persona dialogues from example seeds, offline on the embedded SmolLM2-135M model."),
 }
+
+# Commands whose parameters are declared as data (cli/options.py): module -> its PARAMS and COMMAND. The console
+# script runs them without typer when their command line is a plain one (options.parse_fast).
+FAST = {"generate": "generate"}
 
 ROOT_HELP = ("Make training data for chat and agent LLMs: persona dialogues and agent trajectories, exported to\n"
              "LLaMA-Factory, TRL and OpenAI formats. Every model call is logged; every run resumes.")
@@ -92,15 +97,36 @@ def main() -> None:
     and removes its WAL, as before; what start-up loaded is frozen already, see `end_startup`, so it walks
     only what the command made); then the rest is frozen. Nothing else at exit changes: atexit
     handlers run, threads are joined, files are flushed, objects are freed by their reference counts."""
-    from .help import fast_root_help
     start_startup()
     try:
-        if not fast_root_help(sys.argv):
+        if not _root_help(sys.argv) and not fast_command(sys.argv):
             from .app import app
             app()
     finally:
         gc.collect()
         gc.freeze()
+
+
+def _root_help(argv: list[str]) -> bool:
+    if argv[1:] != ["--help"]:
+        return False
+    from .help import fast_root_help
+    return fast_root_help(argv)
+
+
+def fast_command(argv: list[str]) -> bool:
+    """Run a FAST command without typer, when its command line is one `parse_fast` reads; else False."""
+    if len(argv) < 2 or argv[1] not in FAST:
+        return False
+    import importlib
+
+    from .options import parse_fast
+    module = importlib.import_module(f"dialogforge.cli.{FAST[argv[1]]}")
+    values = parse_fast(module.PARAMS, argv[2:])
+    if values is None:
+        return False
+    module.COMMAND(**values)
+    return True
 
 
 if __name__ == "__main__":  # `python -m dialogforge.cli.main`: run the importable module, whose state cli/common sees

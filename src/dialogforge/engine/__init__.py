@@ -3,9 +3,9 @@ from __future__ import annotations
 
 import asyncio
 import os
-from typing import Any, Iterable
+from typing import TYPE_CHECKING, Any, Iterable
 
-from rich.console import Console
+from ..core.console import stderr_console
 
 from .replicas import ReplicaSet
 from .client import LLM, Stats
@@ -20,6 +20,9 @@ from .runner import (ItemContext, ItemResult, ProcessFn, Records, RunCrashed, Ru
                      run_id_for)
 from .store import RunStore
 from .types import ChatResponse, ItemStatus, RunStatus, Usage
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 __all__ = [
     "Engine", "ItemContext", "RunResult", "ChatResponse", "Usage", "Config", "EndpointConfig", "RunStore",
@@ -43,7 +46,7 @@ class Engine:
         self.config = config
         self.store = store or RunStore(config.store)
         self.stats = Stats()
-        self.console = console or Console(stderr=True)
+        self.console = console or stderr_console()
         self._llms: dict[str, LLM] = {}
         self._global: Gate | None = None
         self.executor: Executor = LocalExecutor()  # where items run (engine/executors): local, ray, batch

@@ -16,14 +16,15 @@ from __future__ import annotations
 
 import shutil
 from pathlib import Path
-from typing import IO, Any
+from typing import IO, TYPE_CHECKING, Any
 
 import orjson
-from rich.console import Console
-from rich.markup import escape
 
 from .errors import DialogforgeError
 from .store import RunStore
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 _DUMP = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 
@@ -60,6 +61,7 @@ class OutputFiles:
 
     # --- on start: the file against the store ------------------------------------------------
     def _say(self, msg: str) -> None:
+        from rich.markup import escape
         self.console.print(f"[yellow]note:[/] {escape(msg)}", highlight=False, soft_wrap=True)
 
     def _reconcile(self, path: Path, file_id: int, committed: int | None) -> int:

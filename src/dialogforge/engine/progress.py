@@ -7,11 +7,13 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-
+from ..core.console import stderr_console
 from .client import Stats
+
+if TYPE_CHECKING:
+    from rich.console import Console
 
 
 class RunProgress:
@@ -20,7 +22,7 @@ class RunProgress:
         self.name = name
         self.total = total
         self.stats = stats
-        self.console = console or Console(stderr=True)
+        self.console = console or stderr_console()
         self.enabled = enabled
         self.done = 0
         self.failed = 0
@@ -87,12 +89,20 @@ class RunProgress:
 
     @classmethod
     async def _tick(cls, console: Console) -> None:
+        # The first look comes half a second in, with the first requests already out: the console (rich's
+        # imports) is made then, not before them (core/console.py). A run that ends sooner draws only its last line.
+        await asyncio.sleep(0.5)
         interactive = console.is_terminal
+        if interactive:
+            from rich.live import Live
+            cls._live = Live(cls._render(), console=getattr(console, "real", console), refresh_per_second=2,
+                             transient=True)
+            cls._live.start()
         while True:
-            await asyncio.sleep(0.5 if interactive else 10.0)
             if cls._live is not None:
                 cls._live.update(cls._render())
-            else:
+            await asyncio.sleep(0.5 if interactive else 10.0)
+            if cls._live is None:
                 console.print(cls._render(), highlight=False)
 
     def start(self) -> None:
@@ -107,10 +117,6 @@ class RunProgress:
             cls._active, cls._task, cls._live = [], None, None  # left over from another event loop
         cls._active.append(self)
         if cls._task is None:
-            if self.console.is_terminal:
-                from rich.live import Live
-                cls._live = Live(cls._render(), console=self.console, refresh_per_second=2, transient=True)
-                cls._live.start()
             cls._task = loop.create_task(cls._tick(self.console))
 
     def stop(self) -> None:

@@ -24,16 +24,18 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, Awaitable, Callable, Iterable, Iterator, Union
 
 import orjson
-from rich.console import Console
 
 from .errors import APIError, DialogforgeError, ItemFailed, StructuredOutputError
 from .identity import check_identity, fingerprint
 from .limits import Gate
 from .outputs import OutputFiles
 from .progress import RunProgress
+from ..core.console import stderr_console
 from .types import ChatResponse, ItemStatus, RunStatus
 
 if TYPE_CHECKING:
+    from rich.console import Console
+
     from . import Engine
 
 __all__ = ["ItemContext", "Records", "ItemResult", "ProcessFn", "RunResult", "RunCrashed", "ItemStatus", "RunStatus",
@@ -295,7 +297,7 @@ async def execute(engine: "Engine", *, name: str, items: Iterable[tuple[str, dic
                   run_id: str | None = None, total: int | None = None, use_cache: bool = True,
                   progress: bool = True, console: Console | None = None, identity: dict | None = None,
                   continue_: bool = False) -> RunResult:
-    console = console or Console(stderr=True)
+    console = console or stderr_console()
     outputs = _normalise_outputs(output)
     rid = run_id or run_id_for(name, outputs)
     store = engine.store
