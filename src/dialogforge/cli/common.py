@@ -20,7 +20,7 @@ if TYPE_CHECKING:  # the engine (aiohttp, the runner) loads only for commands th
 
     from ..engine import Engine
 
-console: Console = LazyConsole(stderr=True, emoji=False)  # type: ignore[assignment]
+console: Console = LazyConsole(stderr=True, emoji=False)
 
 # typer option name -> its declaration (cli/options.py)
 _SHARED = {"ConfigOpt": options.CONFIG, "BaseUrlOpt": options.BASE_URL, "ModelOpt": options.MODEL,

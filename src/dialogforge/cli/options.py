@@ -46,8 +46,10 @@ class Param:
         import typer
         if not self.flags:
             return typer.Argument(... if self.required else self.default, help=self.help)
-        extra = {"min": self.min} if self.min is not None else {}
-        return typer.Option(... if self.required else self.default, *self.flags, help=self.help, **extra)
+        default = ... if self.required else self.default
+        if self.min is not None:
+            return typer.Option(default, *self.flags, help=self.help, min=self.min)
+        return typer.Option(default, *self.flags, help=self.help)
 
 
 def typer_command(fn: Callable[..., Any], params: dict[str, Param]) -> Callable[..., Any]:
