@@ -55,3 +55,11 @@ def test_one_demo_command():
     flags = lambda c: sorted(o for p in c.params for o in p.opts)  # noqa: E731
     assert flags(cmds["demo"]) == flags(cmds["persona demo"]) == ["--limit", "--out", "--quiet", "-n", "-q"]
     assert inspect.unwrap(cmds["demo"].callback) is inspect.unwrap(cmds["persona demo"].callback)
+
+
+def test_each_command_lists_with_a_one_line_summary():
+    """The first paragraph of a command's help is what its group lists: a hard line break there shows as a
+    line cut in the middle of the table (`runs --help` showed `prune`'s summary broken in two)."""
+    broken = [" ".join(path) for path, cmd in every_command()
+              if "\n" in inspect.cleandoc(cmd.help or "").split("\n\n")[0]]
+    assert not broken, broken

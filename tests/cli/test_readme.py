@@ -131,3 +131,17 @@ def test_blocks_found_and_skips_give_a_reason():
     text = README.read_text(encoding="utf-8")
     markers = sum(1 for ln in text.splitlines() if SKIP.match(ln.strip()))
     assert markers == sum(1 for b in BLOCKS if b.skip)  # every marker line sits right above a bash block
+
+
+def test_every_shell_example_is_a_bash_block():
+    """An example fenced as sh, shell or console, or with no language, would drop out of the run above unseen."""
+    opening, inside = [], False
+    for n, ln in enumerate(README.read_text(encoding="utf-8").splitlines(), 1):
+        if ln.strip().startswith("```"):
+            if not inside:
+                opening.append((n, ln.strip()[3:].strip()))
+            inside = not inside
+    assert not inside, "a code fence is never closed"
+    odd = [(n, lang) for n, lang in opening if lang not in {"bash", "python", "yaml", "toml", "json", "text"}]
+    assert not odd, f"README lines with a fence the README test does not run or know: {odd}"
+    assert sum(lang == "bash" for _, lang in opening) == len(BLOCKS)

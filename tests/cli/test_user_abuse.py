@@ -194,3 +194,109 @@ def test_report_with_a_bad_clusters_file_is_one_line(scratch, clusters, needle):
     r = run("report", "d.jsonl", "--clusters", "c.json")
     one_error(r, "c.json: " + needle)
     assert files(scratch) == {"d.jsonl", "c.json"}
+
+
+# --- audit9b: what a second pass found ------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("store", ["notdb.txt", "fold", "empty.sqlite"])
+def test_a_store_path_that_is_no_run_store_is_one_line_and_stays_as_it_was(scratch, server, store):
+    (scratch / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    (scratch / "notdb.txt").write_text("my notes\n")
+    (scratch / "fold").mkdir()
+    (scratch / "empty.sqlite").write_bytes(b"")
+    before = files(scratch)
+    one_error(run("runs", "--store", store), store)
+    one_error(run("runs", "show", "--store", store), store)
+    if store != "empty.sqlite":  # an empty file is no store to read, but a fine place to start one
+        r = run("generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", "-q",
+                "--store", store)
+        one_error(r, store, "folder" if store == "fold" else "not a run store")
+    assert files(scratch) == before and (scratch / "notdb.txt").read_text() == "my notes\n"
+    assert (scratch / "empty.sqlite").read_bytes() == b""
+
+
+@pytest.mark.parametrize("content, needle", [(None, "in.jsonl: is a folder"),
+                                             (b'{"prompt": "caf\xe9"}\n', "in.jsonl:1: not UTF-8 text"),
+                                             (b'{"prompt": "x"\n', "in.jsonl:1: not valid JSON")])
+def test_generate_with_a_bad_input_creates_no_run_store(scratch, server, content, needle):
+    if content is None:
+        (scratch / "in.jsonl").mkdir()
+    else:
+        (scratch / "in.jsonl").write_bytes(content)
+    before = files(scratch)
+    r = run("generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", "-q")
+    one_error(r, needle)
+    assert files(scratch) == before  # no .dialogforge/, no o.jsonl
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["eval", "traces"], "no .json test traces in traces"),
+    (["eval", "bad.json"], "nothing to evaluate: bad.json:1: not UTF-8 text"),
+    (["eval", "--predictions", "bad.json"], "nothing to evaluate"),
+    (["eval", "--reward-items", "empty.jsonl"], "0 rows in empty.jsonl"),
+    (["eval", "--splits", "bad.json"], "bad.json:1: not UTF-8 text"),
+    (["eval", "--splits", "traces"], "traces: is a folder, not a splits file"),
+    (["trainset", "bad.json"], "bad.json:1: not UTF-8 text"),
+    (["scenes", "traces"], "traces: is a folder")])
+def test_proactive_with_nothing_usable_creates_nothing(scratch, server, args, needle):
+    (scratch / "traces").mkdir()
+    (scratch / "bad.json").write_bytes(b'[{"observation": "caf\xe9"}]')
+    (scratch / "empty.jsonl").write_text("")
+    before = files(scratch)
+    r = run("proactive", *args, "-o", "out", "--base-url", server.base_url, "--model", "m", "-q")
+    one_error(r, needle)
+    assert files(scratch) == before  # no out/ with empty tables, no run store
+
+
+def test_rm_trainset_and_annotate_import_refuse_empty_inputs(scratch, server):
+    (scratch / "empty.jsonl").write_text("")
+    one_error(run("annotate", "rm-trainset", "empty.jsonl", "-o", "rm", "--base-url", server.base_url, "--model", "m"),
+              "no reward items in empty.jsonl")
+    one_error(run("annotate", "import", "proj", "empty.jsonl"), "0 traces in empty.jsonl: nothing to import")
+    assert files(scratch) == {"empty.jsonl"}  # no run store, no project (and no admin password printed)
+
+
+@pytest.mark.parametrize("cmd, left", [(["export", "bad.jsonl", "-o", "e.jsonl", "--to", "sharegpt"], {"e.rejects.jsonl"}),
+                                       (["merge", "bad.jsonl", "-o", "m.jsonl"], set()),
+                                       (["dedup", "bad.jsonl", "-o", "d.jsonl"], set()),
+                                       (["report", "bad.jsonl"], set())])
+def test_a_format_command_that_wrote_nothing_leaves_no_empty_output(scratch, cmd, left):
+    (scratch / "bad.jsonl").write_bytes(b'{"messages": "caf\xe9"}\nnot json\n')
+    r = run(*cmd)
+    assert r.exit_code == 1 and "Traceback" not in r.output, r.output
+    assert files(scratch) == {"bad.jsonl"} | left  # the rejects file keeps the reasons; nothing empty beside it
+
+
+@pytest.mark.parametrize("make, needle", [(lambda p: p.mkdir(), "di.json: is a folder"),
+                                          (lambda p: p.write_bytes(b'{"x":\n "caf\xe9"}'), "di.json:2: not UTF-8 text")])
+def test_validate_names_an_unreadable_dataset_info_in_one_line(scratch, make, needle):
+    (scratch / "d.jsonl").write_text('{"conversations": [{"from": "human", "value": "hi"}, '
+                                     '{"from": "gpt", "value": "hello"}]}\n')
+    make(scratch / "di.json")
+    r = run("validate", "d.jsonl", "-f", "sharegpt", "--dataset-info", "di.json")
+    one_error(r, needle)
+    assert "Errno" not in r.output and "surrogates" not in r.output
+
+
+@pytest.mark.parametrize("cmd", [["agent", "run", "tasks.jsonl", "--out", "o"],
+                                 ["agent", "import-tasks", "tasks.jsonl", "-o", "t.jsonl"]])
+def test_a_folder_given_for_agent_tasks_is_called_a_folder(scratch, server, cmd):
+    (scratch / "tasks.jsonl").mkdir()
+    r = run(*cmd, *(["--base-url", server.base_url, "--model", "m"] if cmd[1] == "run" else []))
+    one_error(r, "tasks.jsonl: is a folder")
+    assert files(scratch) == {"tasks.jsonl"}
+
+
+@pytest.mark.parametrize("config, needle", [
+    ("endpoints:\n  a: {base_url: URL, model: m, params: {temprature: 0}}\n",
+     "c.yaml:2: endpoints.a.params: unknown request parameter 'temprature' (did you mean 'temperature'?)"),
+    # a server's own parameters (top_k, min_p, a name like no other) pass; a near miss of a known one does not
+    ("endpoints:\n  a: {base_url: URL, model: m, params: {top_k: 5, min_p: 0.1, my_server_flag: 1}}\n"
+     "generate:\n  params: {max_token: 5}\n",
+     "c.yaml:4: generate.params: unknown request parameter 'max_token' (did you mean 'max_tokens'?)")])
+def test_a_misspelled_request_parameter_is_refused(scratch, server, config, needle):
+    (scratch / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    (scratch / "c.yaml").write_text(config.replace("URL", server.base_url))
+    before, sent = files(scratch), server.count
+    one_error(run("generate", "in.jsonl", "-o", "o.jsonl", "-c", "c.yaml", "-q"), needle)
+    assert files(scratch) == before and server.count == sent

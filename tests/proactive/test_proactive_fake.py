@@ -146,7 +146,8 @@ def test_predictions_of_published_and_test_traces(tmp_path, srv):
     missing = tmp_path / "nopred.json"
     missing.write_text(json.dumps([{"observation": {"time": "1", "event": "e"}}]))
     r = cli("eval", "--predictions", missing, "-o", tmp_path / "ev2", "-c", cfg)
-    assert r.exit_code == 1 and "turn [0]: missing field 'agent_response'" in " ".join(r.output.split())
+    assert r.exit_code == 2 and "turn [0]: missing field 'agent_response'" in " ".join(r.output.split())
+    assert not (tmp_path / "ev2").exists()  # nothing could be evaluated: no output folder
 
 
 def test_reward_model_evaluation_per_category(tmp_path, srv):

@@ -136,7 +136,10 @@ Parsed = tuple[list[Path], list[tuple[Path, str, list[ParsedTurn]]]]
 def parse_files(paths: list[Path]) -> Parsed:
     """The files (folders expanded) and every trace in them; one bad file fails the lot, before anything is written."""
     files = expand(paths)
-    return files, [(p, name, turns) for p in files for name, turns in read_traces(p)]
+    traces = [(p, name, turns) for p in files for name, turns in read_traces(p)]
+    if not traces:
+        raise InputError(f"0 traces in {', '.join(str(p) for p in files)}: nothing to import")
+    return files, traces
 
 
 def import_files(project: Project, paths: list[Path], ask_every: int = 1) -> ImportReport:

@@ -2,7 +2,7 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Optional
+from typing import Any, Optional
 
 import orjson
 import typer
@@ -26,9 +26,13 @@ def _counts(title: str, counter: dict, style: str) -> None:
             out.print(f"  [{style}]{v:>8}[/]  {esc(str(k))}", highlight=False)
 
 
-def _nothing_done(done: int, bad: int, why: str) -> None:
-    """Exit 1 when bad rows left nothing to write: a run that produced nothing is not a success."""
+def _nothing_done(done: int, bad: int, why: str, *made: Any) -> None:
+    """Exit 1 when bad rows left nothing to write: a run that produced nothing is not a success, and the
+    empty files it made (`made`: output, clusters report, HTML) are removed, not left behind."""
     if not done and bad:
+        for p in made:
+            if p and Path(p).is_file():
+                Path(p).unlink()
         err.print(f"[bold red]error:[/] {why}", highlight=False)
         raise typer.Exit(1)
 
@@ -107,7 +111,8 @@ def register(app: typer.Typer) -> None:
             err.print("[yellow]note:[/] this `datasets` has no Json feature; nested columns are stored as JSON text")
         if strict and rejected:
             raise typer.Exit(1)
-        _nothing_done(r.written, rejected, "nothing written: every row read was rejected")
+        _nothing_done(r.written, rejected, "nothing written: every row read was rejected (their reasons are in the "
+                      "rejects file)", r.output)
 
     @app.command("validate")
     @friendly_errors
@@ -171,7 +176,8 @@ def register(app: typer.Typer) -> None:
         _counts("records per run/round:", dict(r.rounds), "green")
         for b in r.bad_lines:
             out.print(f"[red]bad line[/] {esc(str(b))}", highlight=False)
-        _nothing_done(r.kept, sum(f.bad for f in r.files), "nothing merged: no line of the inputs could be read")
+        _nothing_done(r.kept, sum(f.bad for f in r.files), "nothing merged: no line of the inputs could be read",
+                      r.output)
 
     @app.command("dedup")
     @friendly_errors
@@ -199,7 +205,8 @@ def register(app: typer.Typer) -> None:
             out.print(f"[yellow]{r.uncompared} records of an unknown shape were kept without comparing[/]")
         for u in r.unreadable:
             out.print(f"[red]not written[/] (not a JSON object) {esc(str(u))}", highlight=False)
-        _nothing_done(r.kept, len(r.unreadable), "nothing written: no line of the input could be read")
+        _nothing_done(r.kept, len(r.unreadable), "nothing written: no line of the input could be read", r.output,
+                      r.clusters_path)
 
     @app.command("report")
     @friendly_errors
@@ -220,5 +227,5 @@ def register(app: typer.Typer) -> None:
         for k, v in summary_rows(st):
             t.add_row(k, v)
         out.print(t)
+        _nothing_done(st.rows - st.unreadable, st.unreadable, "no report: no line of the dataset could be read", path)
         out.print(f"report: {esc(str(path))}")
-        _nothing_done(st.rows - st.unreadable, st.unreadable, "the report is empty: no line of the dataset could be read")

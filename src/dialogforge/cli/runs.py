@@ -25,7 +25,7 @@ def _open(ctx: typer.Context, store: Optional[Path]) -> RunStore:
     if store is None and ctx.parent is not None:
         store = ctx.parent.params.get("store")
     path = Path(store) if store else default_store_path()
-    if not path.is_file():
+    if not path.exists() or (path.is_file() and path.stat().st_size == 0):  # a folder: RunStore says so
         raise DialogforgeError(f"no run store at {path} (nothing has run with this store yet; "
                                f"--store names another, $DIALOGFORGE_HOME moves the default)")
     return RunStore(path)
@@ -206,8 +206,9 @@ def register(app: typer.Typer) -> None:
                                                                          "prefix or one of its output files."),
                    dry_run: bool = typer.Option(False, "--dry-run", help="Say what would be freed; change nothing."),
                    store: Optional[Path] = StoreOpt) -> None:
-        """Drop a finished run's request bodies and failed attempts; keep what resuming, rebuilding its outputs
-        and every run's cache need (responses, memos, recorded lines); then VACUUM the file."""
+        """Drop a finished run's request bodies and failed attempts, then VACUUM the file.
+
+        Kept: what resuming, rebuilding its outputs and every run's cache need (responses, memos, recorded lines)."""
         st = _open(ctx, store)
         plan = st.prune(run, dry_run=dry_run)
         what = (f"{plan.requests:,} request bodies and {plan.failed:,} failed attempts "

@@ -89,6 +89,24 @@ def _json_document(p: Path) -> list | None:
     raise InputError(f"{p}: expected a JSON list of objects")
 
 
+def read_json(path: str | os.PathLike, what: str = "a JSON file") -> Any:
+    """One whole JSON document (a dataset_info.json, a splits file), with one-line errors: not found, a
+    folder, not UTF-8 text, not valid JSON."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p}: is a folder, not {what}" if p.is_dir() else f"{p}: not found")
+    raw = p.read_bytes()
+    try:
+        return orjson.loads(raw)
+    except orjson.JSONDecodeError as e:
+        try:
+            raw.decode("utf-8")
+        except UnicodeDecodeError as u:
+            line = raw.count(b"\n", 0, u.start) + 1
+            raise InputError(f"{p}:{line}: not UTF-8 text (byte 0x{raw[u.start]:02x} at offset {u.start})") from None
+        raise InputError(f"{p}: not valid JSON ({e})") from None
+
+
 def _not_json(raw: bytes, e: Exception) -> str:
     """Why a line did not parse: bytes that are not UTF-8 text (orjson calls them surrogates), or bad JSON."""
     try:

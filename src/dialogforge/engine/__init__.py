@@ -42,9 +42,15 @@ class Engine:
     ``config.roles``; with no endpoints configured every role uses the embedded model.
     """
 
-    def __init__(self, config: Config, store: RunStore | None = None, console: Console | None = None):
+    def __init__(self, config: Config, store: RunStore | str | os.PathLike | None = None,
+                 console: Console | None = None):
         self.config = config
-        self.store = store or RunStore(config.store)
+        self._store: RunStore | None = None  # opened on first use (``store``)
+        self._store_path: str | os.PathLike | None = None
+        if store is None or isinstance(store, (str, os.PathLike)):
+            self._store_path = store or config.store
+        else:
+            self._store = store
         self.stats = Stats()
         self.console = console or stderr_console()
         self._llms: dict[str, LLM] = {}
@@ -65,12 +71,30 @@ class Engine:
                     roles: list[str] | None = None) -> "Engine":
         """An engine from a parsed config, with the command line's endpoint flags applied."""
         cfg = with_overrides(config, base_url=base_url, model=model, api_key_env=api_key_env, roles=roles)
-        return cls(cfg, RunStore(store or cfg.store))
+        return cls(cfg, store)
 
     @classmethod
     def from_dict(cls, data: dict[str, Any], *, store: str | os.PathLike | None = None) -> "Engine":
-        cfg = parse_config(data)
-        return cls(cfg, RunStore(store or cfg.store))
+        return cls(parse_config(data), store)
+
+    @property
+    def store(self) -> RunStore:
+        """The run store, opened on first use: a command that stops on a bad input before its run creates none."""
+        if self._store is None:
+            self._store = RunStore(self._store_path)
+        return self._store
+
+    @store.setter
+    def store(self, value: RunStore) -> None:
+        self._store = value
+
+    def existing_store(self) -> RunStore | None:
+        """The run store when it is open or its file exists; None (and no file made) otherwise."""
+        if self._store is None:
+            from .store import default_store_path
+            if not os.path.exists(self._store_path or default_store_path()):
+                return None
+        return self.store
 
     # --- LLM access -----------------------------------------------------------------------
     def endpoint_name(self, role: str) -> str:
@@ -169,7 +193,8 @@ class Engine:
         return asyncio.run(main())
 
     async def aclose(self) -> None:
-        self.store.drain()
+        if self._store is not None:
+            self._store.drain()
         for llm in self._llms.values():
             await llm.aclose()
         self._llms.clear()

@@ -25,9 +25,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import ConfigDict, Field, PrivateAttr, field_validator, model_validator
+from pydantic import AfterValidator, ConfigDict, Field, PrivateAttr, field_validator, model_validator
 
 from .errors import ConfigError
 from .sections import Loc, Strict, check_top_level, override, read_yaml_lines, validate
@@ -36,6 +36,42 @@ EMBEDDED = "embedded"
 # what --model may name without --base-url: the embedded model itself
 EMBEDDED_MODEL = "SmolLM2-135M-Instruct"
 EMBEDDED_NAMES = {EMBEDDED, EMBEDDED_MODEL.lower(), "smollm2-135m-instruct.q4_1"}
+
+
+# Request parameters the OpenAI API and the usual servers (vLLM, SGLang, llama.cpp, OpenRouter) accept. Any other
+# key is still sent as given (servers have their own), but one a letter or two away from a known name is a typo:
+# a server such as vLLM ignores what it does not know, so `temprature: 0` would quietly sample at the default.
+KNOWN_PARAMS = frozenset("""
+    temperature top_p max_tokens max_completion_tokens n stop seed presence_penalty frequency_penalty logit_bias
+    logprobs top_logprobs response_format tools tool_choice parallel_tool_calls user stream stream_options metadata
+    reasoning_effort verbosity service_tier store modalities audio prediction web_search_options prompt_cache_key
+    safety_identifier functions function_call extra_body
+    top_k min_p typical_p repetition_penalty length_penalty min_tokens best_of use_beam_search ignore_eos echo
+    skip_special_tokens spaces_between_special_tokens include_stop_str_in_output stop_token_ids bad_words
+    allowed_token_ids prompt_logprobs truncate_prompt_tokens guided_json guided_regex guided_choice guided_grammar
+    guided_decoding_backend guided_whitespace_pattern structural_tag chat_template chat_template_kwargs
+    add_generation_prompt continue_final_message add_special_tokens documents mm_processor_kwargs priority
+    request_id return_tokens_as_token_ids cache_salt vllm_xargs regex ebnf json_schema no_stop_trim lora_path
+    separate_reasoning stream_reasoning return_hidden_states
+    repeat_penalty repeat_last_n penalize_nl mirostat mirostat_tau mirostat_eta tfs_z n_predict cache_prompt samplers
+    dynatemp_range dynatemp_exponent xtc_probability xtc_threshold dry_multiplier dry_base dry_allowed_length
+    dry_penalty_last_n grammar n_probs id_slot top_a transforms models route provider include_reasoning reasoning
+    options keep_alive think
+""".split())
+
+
+def _check_params(params: dict[str, Any]) -> dict[str, Any]:
+    import difflib
+    for key in params:
+        if key not in KNOWN_PARAMS:
+            near = difflib.get_close_matches(key, KNOWN_PARAMS, n=1, cutoff=0.85)
+            if near:
+                raise ValueError(f"unknown request parameter {key!r} (did you mean {near[0]!r}?)")
+    return params
+
+
+# `params:` wherever a config gives request parameters (an endpoint, a workflow's calls)
+RequestParams = Annotated[dict[str, Any], AfterValidator(_check_params)]
 
 
 class Price(Strict):
@@ -74,7 +110,7 @@ class EndpointConfig(Strict):
     api_key_env: list[str] = Field(default_factory=list)
     key_names: list[str] = Field(default_factory=list)
     key_env_template: str = "{name}_API_KEY"
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: RequestParams = Field(default_factory=dict)
     concurrency: int | None = Field(default=None, ge=1)  # in-flight requests; default: the global cap
     rpm: float | None = Field(default=None, gt=0)
     tpm: float | None = Field(default=None, gt=0)

@@ -119,7 +119,10 @@ def seen_before(engine: "Engine", *, name: str, output: str | os.PathLike | dict
     a rerun of the same command. A workflow whose identity holds a hash of its input may then skip checks it
     made before that run started."""
     rid = run_id or run_id_for(name, _normalise_outputs(output))
-    recorded, _ = engine.store.run_identity(rid)
+    store = engine.existing_store()  # asking must not create the store: the inputs are not checked yet
+    if store is None:
+        return False
+    recorded, _ = store.run_identity(rid)
     return recorded is not None and recorded == fingerprint({"models": engine.model_identity(roles), **identity})
 
 

@@ -12,9 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from ..core.errors import InputError
+from ..core.rows import read_json
 from .jsonl import JsonlWriter, iter_lines
 from . import registry
 from .registry import get, row_formats
@@ -29,10 +28,7 @@ SHOWN = 50  # problems kept in memory for display; the rejects file has them all
 
 def load_entry(dataset_info: str | os.PathLike, name: str | None) -> dict[str, Any]:
     p = Path(dataset_info)
-    try:
-        info = orjson.loads(p.read_bytes())
-    except (OSError, orjson.JSONDecodeError) as e:
-        raise InputError(f"{p}: cannot read dataset_info ({e})") from None
+    info = read_json(p, "a dataset_info.json file")
     if not isinstance(info, dict) or not info:
         raise InputError(f"{p}: expected a JSON object of dataset entries")
     if name is None:

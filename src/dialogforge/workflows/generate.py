@@ -18,7 +18,7 @@ from ..engine import (Engine, InputError, ItemContext, ItemFailed, Records, RunR
                       read_items)
 from ..engine.identity import file_digest
 from ..engine.runner import seen_before
-from .kit import Strict, load_section, override
+from .kit import RequestParams, Strict, load_section, override
 
 
 class GenerateSection(Strict):
@@ -26,7 +26,7 @@ class GenerateSection(Strict):
 
     system: str | None = None
     n: int = Field(1, ge=1)
-    params: dict[str, Any] = {}
+    params: RequestParams = {}
     fields: dict[str, str] = {}  # our name -> the file's name: prompt, messages, id
 
 

@@ -25,14 +25,14 @@ import hashlib
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
-from ..engine.config import Price
+from ..engine.config import Price, RequestParams
 from ..engine.errors import ConfigError
 from ..engine.sections import Strict, load_section, override, register_section, validate
 
 if TYPE_CHECKING:
     import jinja2  # imported where templates are compiled: a workflow without templates (generate) starts faster
 
-__all__ = ["Strict", "load_section", "override", "register_section", "validate", "Prompts", "Price",
+__all__ = ["Strict", "load_section", "override", "register_section", "validate", "Prompts", "Price", "RequestParams",
            "templates_in_dir", "ConfigError"]
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".txt", ".md")

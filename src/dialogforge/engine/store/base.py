@@ -78,9 +78,16 @@ def default_store_path() -> Path:
 class StoreCore:
     def __init__(self, path: str | os.PathLike | None = None):
         self.path = Path(path) if path else default_store_path()
+        if self.path.is_dir():
+            raise DialogforgeError(f"{self.path}: is a folder; a run store is a file (e.g. {self.path / 'store.sqlite'})")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, isolation_level=None, check_same_thread=False)
-        self.db.execute("PRAGMA journal_mode=WAL")
+        try:
+            self.db.execute("PRAGMA journal_mode=WAL")
+        except sqlite3.DatabaseError:  # "file is not a database": another file was named as the store
+            self.db.close()
+            raise DialogforgeError(f"{self.path}: not a run store (not an SQLite database); "
+                                   "--store names the run store's file") from None
         self.db.execute("PRAGMA synchronous=NORMAL")  # durable against process kills; fsync at checkpoints
         self.db.execute("PRAGMA busy_timeout=10000")
         try:

@@ -136,7 +136,7 @@ def map_record(record: dict, mapping: dict[str, str], *, where: str, base_dir: P
 def _records(path: Path) -> Iterator[tuple[str, Any]]:
     """(where, row) of a JSON list or JSONL tasks file, through the one row reader."""
     if not path.is_file():
-        raise InputError(f"{path}: tasks file not found")
+        raise InputError(f"{path}: is a folder, not a tasks file" if path.is_dir() else f"{path}: tasks file not found")
     for line in iter_lines(path):
         where = line.where(path)
         if line.record is None:

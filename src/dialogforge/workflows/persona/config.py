@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dialogforge.engine.errors import ConfigError
 
-from ..kit import Strict, load_section, validate
+from ..kit import RequestParams, Strict, load_section, validate
 from .checks import CheckThresholds
 from .personas import BUILTIN_PERSONAS
 
@@ -64,7 +64,7 @@ class AgentConfig(Strict):
     temperature: float | None = Field(None, ge=0, le=2)
     top_p: float | None = Field(None, gt=0, le=1)
     max_tokens: int | None = Field(None, ge=1)
-    params: dict[str, Any] = Field(default_factory=dict, description="other request parameters")
+    params: RequestParams = Field(default_factory=dict, description="other request parameters")
 
     def request_params(self) -> dict[str, Any]:
         p = dict(self.params)

@@ -52,7 +52,7 @@ def load(config: str | os.PathLike | dict, *, base_url: str | None = None, model
         if base_url or model or api_key_env:
             from dialogforge.engine.config import with_overrides
             engine = Engine(with_overrides(engine.config, base_url=base_url, model=model, api_key_env=api_key_env),
-                            engine.store)
+                            store)
     else:
         engine = Engine.load(config, base_url=base_url, model=model, api_key_env=api_key_env, store=store)
     return engine, load_persona_config(engine.config)

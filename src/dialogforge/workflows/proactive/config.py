@@ -26,14 +26,14 @@ from typing import Any, Literal
 from pydantic import Field, model_validator
 
 from ..kit import Strict as _Strict
-from ..kit import load_section, override, validate
+from ..kit import RequestParams, load_section, override, validate
 
 
 class Call(_Strict):
     role: str
     temperature: float | None = Field(None, ge=0, le=2)
     max_tokens: int | None = Field(None, ge=1)
-    params: dict[str, Any] = Field(default_factory=dict)
+    params: RequestParams = Field(default_factory=dict)
 
     def request(self) -> dict[str, Any]:
         p = dict(self.params)

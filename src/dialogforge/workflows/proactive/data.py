@@ -23,7 +23,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from dialogforge.core.errors import InputError
-from dialogforge.core.rows import iter_lines
+from dialogforge.core.rows import iter_lines, read_json
 
 NULL_TASKS = frozenset({"", "null", "none"})
 
@@ -195,7 +195,7 @@ def load_reward_items(path: str | os.PathLike) -> list[RewardItem]:
 
 def _yaml(path: Path) -> Any:
     if not path.is_file():
-        raise InputError(f"file not found: {path}")
+        raise InputError(f"{path}: is a folder, not a file" if path.is_dir() else f"file not found: {path}")
     try:
         return yaml.safe_load(path.read_text(encoding="utf-8"))
     except yaml.YAMLError as e:
@@ -264,12 +264,7 @@ def load_scenes(path: str | os.PathLike) -> list[tuple[str, Scene]]:
 def load_splits(path: str | os.PathLike) -> dict[str, dict[str, Any]]:
     """splits.json: {split: {"files": [...], "theme": ...}}; files relative to the splits file."""
     p = Path(path)
-    if not p.is_file():
-        raise InputError(f"file not found: {p}")
-    try:
-        data = orjson.loads(p.read_bytes())
-    except orjson.JSONDecodeError as e:
-        raise InputError(f"{p}: not valid JSON ({e})") from None
+    data = read_json(p, "a splits file")
     if not isinstance(data, dict) or not data:
         raise InputError(f"{p}: expected an object of split name -> {{files, theme}}")
     out = {}

@@ -139,24 +139,27 @@ def split_table(files: dict[Path, list[str]], results: Path, failed_ids: list[st
 async def evaluate(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out_dir: str | os.PathLike, *,
                    predictions: bool = False, splits: Path | None = None, retry_failed: bool = False,
                    progress: bool = True, continue_: bool = False) -> EvalResult:
-    out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     files = trace_files(inputs, splits)
     bad: dict[str, str] = {}
     items = _items(files, predictions, bad)
+    if not items:  # nothing to evaluate: say why, before the output folder or the run store exists
+        where = ", ".join(str(p) for p in inputs) or str(splits)
+        if bad:
+            raise InputError(f"nothing to evaluate: {'; '.join(bad.values())}")
+        raise InputError(f"no test-trace turns in {where}" if files else f"no .json test traces in {where}")
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
     results = out / "results.jsonl"
-    res = None
-    if items:
-        prompts = proactive_prompts(cfg)
-        ev = Evaluator(cfg, prompts)
-        roles = cfg.roles("reward") if predictions else cfg.roles("agent", "reward")
-        ident = run_identity(cfg, prompts, ("calls", "history", "limits"), sorted(files))
-        ident["predictions"] = predictions
-        res = await engine.run(name="proactive-eval", items=items, process=ev.process, output=results,
-                               concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items),
-                               progress=progress, roles=roles, identity=ident, continue_=continue_)
+    prompts = proactive_prompts(cfg)
+    ev = Evaluator(cfg, prompts)
+    roles = cfg.roles("reward") if predictions else cfg.roles("agent", "reward")
+    ident = run_identity(cfg, prompts, ("calls", "history", "limits"), sorted(files))
+    ident["predictions"] = predictions
+    res = await engine.run(name="proactive-eval", items=items, process=ev.process, output=results,
+                           concurrency=cfg.concurrency, retry_failed=retry_failed, total=len(items),
+                           progress=progress, roles=roles, identity=ident, continue_=continue_)
     wanted = {i for i, _ in items}
-    failed_ids = [i for i, _ in engine.store.failures(res.run_id)] if res else []
+    failed_ids = [i for i, _ in engine.store.failures(res.run_id)]
     table = split_table({f: s for f, s in files.items() if str(f) not in bad}, results,
                         [i for i in failed_ids if i in wanted], "predictions" if predictions else "agent")
     csv_path, html_path = out / "metrics.csv", out / "report.html"
@@ -169,9 +172,11 @@ async def evaluate(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out
 async def evaluate_reward(engine: Engine, cfg: ProactiveConfig, items_path: Path, out_dir: str | os.PathLike, *,
                           retry_failed: bool = False, progress: bool = True, continue_: bool = False) -> EvalResult:
     """The reward-model role on reward items: its ruling against the gold ``valid``."""
+    ritems = load_reward_items(items_path)
+    if not ritems:
+        raise InputError(f"0 rows in {items_path}: nothing to do")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    ritems = load_reward_items(items_path)
     prompts = proactive_prompts(cfg)
     by_id = {r.id: r for r in ritems}
 
