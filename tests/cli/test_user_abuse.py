@@ -300,3 +300,57 @@ def test_a_misspelled_request_parameter_is_refused(scratch, server, config, need
     before, sent = files(scratch), server.count
     one_error(run("generate", "in.jsonl", "-o", "o.jsonl", "-c", "c.yaml", "-q"), needle)
     assert files(scratch) == before and server.count == sent
+
+
+@pytest.mark.parametrize("cmd, flag", [
+    (["generate", "in.jsonl", "-o", "in.jsonl", "--base-url", "URL", "--model", "m"], "-o"),
+    (["validate", "in.jsonl", "-f", "sharegpt", "--rejects", "in.jsonl"], "--rejects"),
+    (["export", "in.jsonl", "-o", "e.jsonl", "--to", "sharegpt", "--rejects", "in.jsonl"], "--rejects"),
+    (["dedup", "in.jsonl", "-o", "d.jsonl", "--clusters", "in.jsonl"], "--clusters"),
+    (["report", "in.jsonl", "-o", "in.jsonl"], "-o"),
+    (["persona", "check", "in.jsonl", "-o", "in.jsonl"], "-o"),
+    (["persona", "check", "in.jsonl", "-o", "c.jsonl", "--filtered", "in.jsonl"], "--filtered"),
+    (["agent", "pairs", "in.jsonl", "-o", "in.jsonl"], "-o"),
+    (["agent", "import-tasks", "in.jsonl", "-o", "in.jsonl"], "-o")])
+def test_an_output_that_is_the_input_is_refused_before_it_is_touched(scratch, server, cmd, flag):
+    data = DIALOGUE.encode()
+    (scratch / "in.jsonl").write_bytes(data)
+    r = run(*[server.base_url if a == "URL" else a for a in cmd])
+    one_error(r, f"{flag} ", "in.jsonl is also an input")
+    assert (scratch / "in.jsonl").read_bytes() == data and files(scratch) == {"in.jsonl"}
+
+
+def test_proactive_scenes_never_writes_its_yaml_over_the_seed_file(scratch, server):
+    seeds = "coding:\n  tasks: [fix a bug]\n  sample_events: [opened editor]\n"
+    (scratch / "seedtask.yaml").write_text(seeds)
+    r = run("proactive", "scenes", "seedtask.yaml", "-o", "seedtask.jsonl", "--base-url", server.base_url, "--model", "m")
+    one_error(r, "the scenes YAML seedtask.yaml is also an input")
+    assert (scratch / "seedtask.yaml").read_text() == seeds and files(scratch) == {"seedtask.yaml"}
+
+
+@pytest.mark.parametrize("flags, needle", [(["--date", "yesterday"], "--date 'yesterday': not a date written YYYY-MM-DD"),
+                                           (["--date", "2026-13-45"], "--date '2026-13-45'")])
+def test_persona_run_refuses_a_date_that_is_no_date(scratch, server, flags, needle):
+    (scratch / "seeds.jsonl").write_text('{"instruction": "Why?", "output": "Because."}\n')
+    (scratch / "p.yaml").write_text("persona:\n  seeds: {path: seeds.jsonl}\n  personas: [orbit]\n")
+    one_error(run("persona", "run", "p.yaml", "--base-url", server.base_url, "--model", "m", *flags), needle)
+    assert files(scratch) == {"seeds.jsonl", "p.yaml"}
+
+
+@pytest.mark.parametrize("flags, needle", [(["--min-score", "3"], "--min-score goes with --judge"),
+                                           (["--base-url", "http://x/v1", "--model", "m"], "--base-url, --model go with --judge"),
+                                           (["--judge-role", "critic"], "--judge-role goes with --judge")])
+def test_persona_check_flags_that_need_the_judge_are_not_ignored_without_it(scratch, flags, needle):
+    (scratch / "d.jsonl").write_text(DIALOGUE)
+    one_error(run("persona", "check", "d.jsonl", "-o", "c.jsonl", *flags), needle)
+    assert files(scratch) == {"d.jsonl"}
+
+
+def test_flags_that_would_do_nothing_or_come_too_late_are_refused_first(scratch, server):
+    (scratch / "d.jsonl").write_text(DIALOGUE)
+    one_error(run("validate", "d.jsonl", "-f", "sharegpt", "--task", "bogus"), "unknown task 'bogus'")
+    one_error(run("dedup", "d.jsonl", "-o", "x.jsonl", "--no-exact", "--no-near"), "leaves nothing to do")
+    sent = server.count
+    r = run("proactive", "trainset", TRACE, "-o", "tr", "--to", "bogus", "--base-url", server.base_url, "--model", "m")
+    one_error(r, "unknown export 'bogus'")
+    assert files(scratch) == {"d.jsonl"} and server.count == sent  # no calls made, then refused

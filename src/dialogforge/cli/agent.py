@@ -163,8 +163,10 @@ def register(app: typer.Typer) -> None:
         """Preference pairs from repeats: same exact input, replies from a higher- and a lower-reward rollout."""
         from ..formats.jsonl import JsonlWriter
         from ..workflows.agent.pairs import preference_pairs, samples_files
+        from ..core.rows import refuse_overwrite
         files = samples_files(out)  # a wrong folder fails here, before the output file exists
         require_rows(*files)
+        refuse_overwrite(files, {"-o": output})
         pairs = preference_pairs(files, min_margin=min_margin, max_per_instance=max_per_instance or None)
         first = next(pairs, None)  # every samples file is read here: a bad one fails before the output exists
         with JsonlWriter(output) as w:
@@ -183,7 +185,9 @@ def register(app: typer.Typer) -> None:
                                                   "THEIRS may be a dotted path or a {{template}}."),
     ) -> None:
         """Read task instances with a field mapping and write them in dialogforge's task format."""
+        from ..core.rows import refuse_overwrite
         from ..workflows.agent.tasks import load_tasks, write_tasks
+        refuse_overwrite([source], {"-o": output})
         task_list = load_tasks(source, _mapping(mapping, field))
         output.parent.mkdir(parents=True, exist_ok=True)
         write_tasks(task_list, output)

@@ -101,7 +101,8 @@ def register(app: typer.Typer) -> None:
         judge: bool = typer.Option(False, "--judge", help="Also score each dialogue with the judge model."),
         config: Optional[Path] = typer.Option(None, "--config", "-c",
                                               help="Config: endpoints/roles for the judge, persona.quality thresholds."),
-        min_score: Optional[float] = typer.Option(None, "--min-score", help="Judge score needed to pass."),
+        min_score: Optional[float] = typer.Option(None, "--min-score", min=1.0, max=5.0,
+                                                  help="Judge score (1-5) needed to pass."),
         judge_role: Optional[str] = typer.Option(None, "--judge-role", help="Engine role the judge uses (default judge)."),
         filtered: Optional[Path] = typer.Option(None, "--filtered", help="Also write the passing dialogues here."),
         summary: Optional[Path] = typer.Option(None, "--summary", help="Summary JSON (default OUTPUT.summary.json)."),
@@ -126,6 +127,12 @@ def register(app: typer.Typer) -> None:
         from ..workflows.persona.dialogs_io import read_dialogues
         from ..workflows.persona.qc import acheck, refuse_folders
         refuse_folders(output, filtered, summary, repaired)
+        judge_only = {"--min-score": min_score, "--judge-role": judge_role, "--base-url": base_url, "--model": model,
+                      "--api-key-env": api_key_env, "--store": store}
+        if not judge and any(v is not None for v in judge_only.values()):
+            given = [k for k, v in judge_only.items() if v is not None]
+            raise ConfigError(f"{', '.join(given)} {'goes' if len(given) == 1 else 'go'} with --judge: without it "
+                              "the checks make no model call")
         if judge:  # every dialogue readable before the run store exists
             for _ in read_dialogues(input.resolve()):
                 pass

@@ -267,6 +267,15 @@ class JsonlWriter:
         self.close()
 
 
+def refuse_overwrite(inputs: Iterable[str | os.PathLike | None], outputs: Mapping[str, str | os.PathLike | None]) -> None:
+    """Before anything is written: an output (`outputs`: what names it, e.g. "-o" -> path) that is one of the
+    inputs would destroy that input; refuse it in one line."""
+    ins = [Path(p) for p in inputs if p is not None and Path(p).is_file()]
+    for flag, out in outputs.items():
+        if out is not None and Path(out).is_file() and any(os.path.samefile(out, p) for p in ins):
+            raise InputError(f"{flag} {out} is also an input: writing it would destroy that input; name another file")
+
+
 def expand_inputs(paths: Iterable[str | os.PathLike]) -> list[Path]:
     """Files as given; a folder stands for its *.jsonl and *.json files, sorted."""
     out: list[Path] = []

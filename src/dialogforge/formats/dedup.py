@@ -22,6 +22,7 @@ from typing import Any
 import orjson
 
 from ..core.errors import InputError
+from ..core.rows import refuse_overwrite
 from ..core.records import meta as metafield
 from .conversation import Conversation, ConversionError
 from .jsonl import JsonlWriter, iter_lines
@@ -90,8 +91,11 @@ def dedup(input: str | os.PathLike, output: str | os.PathLike, *, exact: bool = 
         raise InputError("--threshold must be in (0, 1]")
     if ngram < 1:
         raise InputError("--ngram must be at least 1")
+    if not (exact or near):
+        raise InputError("--no-exact with --no-near leaves nothing to do: keep one of them")
     if Path(input).resolve() == Path(output).resolve():
         raise InputError("output must differ from input")
+    refuse_overwrite([input], {"--clusters": clusters or Path(output).with_suffix(".clusters.json")})
     lsh = None
     if near:
         from datasketch import MinHash, MinHashLSH

@@ -16,6 +16,7 @@ from typing import Any, Iterator, Sequence
 import orjson
 
 from ..core.errors import InputError
+from ..core.rows import refuse_overwrite
 from .conversation import ConversionError, json_text
 from .jsonl import JsonlWriter, expand_inputs, iter_lines
 from .readers import read_record
@@ -105,6 +106,7 @@ def export(inputs: str | os.PathLike | Sequence[str | os.PathLike], output: str 
         raise InputError("no input files")
     if Path(output).resolve() in {p.resolve() for p in paths}:
         raise InputError(f"output {output} is also an input")
+    refuse_overwrite(paths, {"--rejects": rejects, "--dataset-info": dataset_info})
     target = get(layout, rows_only=True) if spec.container else spec
     if with_metadata and not target.extra_keys:
         raise InputError(f"{target.family} {target.name} files accept no extra keys; drop --with-metadata")

@@ -11,6 +11,7 @@ from typing import Any
 
 from jinja2 import Environment, PackageLoader, select_autoescape
 
+from ..core.rows import refuse_overwrite
 from .stats import MAX_TURN, DatasetStats, collect
 
 COLORS = {"user": "#4C78A8", "assistant": "#F58518"}
@@ -133,6 +134,8 @@ def summary_rows(st: DatasetStats) -> list[tuple[str, str]]:
 def report(dataset: str | os.PathLike, output: str | os.PathLike | None = None, *,
            clusters: str | os.PathLike | None = None, title: str | None = None) -> tuple[Path, DatasetStats]:
     """Write the HTML report (default: DATASET.report.html); returns (path, stats)."""
+    out = Path(output) if output else Path(str(dataset) + ".report.html")
+    refuse_overwrite([dataset, clusters], {"-o": out})
     st = collect(dataset, clusters=clusters)
     env = Environment(loader=PackageLoader("dialogforge.formats", "templates"),
                       autoescape=select_autoescape(["html", "j2"]))
@@ -140,7 +143,6 @@ def report(dataset: str | os.PathLike, output: str | os.PathLike | None = None, 
         title=title or f"Dataset report: {Path(dataset).name}", source=str(dataset),
         generated=datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC"),
         summary=summary_rows(st), plots=plots(st), roles=dict(st.roles))
-    out = Path(output) if output else Path(str(dataset) + ".report.html")
     out.parent.mkdir(parents=True, exist_ok=True)
     out.write_text(page, encoding="utf-8")
     return out, st

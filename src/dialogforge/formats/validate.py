@@ -13,12 +13,13 @@ from pathlib import Path
 from typing import Any
 
 from ..core.errors import InputError
-from ..core.rows import read_json
+from ..core.rows import read_json, refuse_overwrite
 from .jsonl import JsonlWriter, iter_lines
 from . import registry
 from .registry import get, row_formats
 from .rules.common import ColumnTypes, Problem
 from .rules.llamafactory import LFRules, LFSpec
+from .writers.base import TASKS
 
 FORMATS = tuple(row_formats())  # the built-in row formats; the registry is the table
 __all__ = ["FORMATS", "RowValidator", "ValidationReport", "validate", "row_formats"]
@@ -120,6 +121,9 @@ def validate(path: str | os.PathLike, fmt: str, *, task: str | None = None,
 
     TRL rows are held to TRL 0.24's rules unless `newer_trl` (releases after 0.24 also take JSON-text
     `tools` and preference/KTO prompts that end with a tool result)."""
+    refuse_overwrite([path, dataset_info], {"--rejects": rejects})
+    if task is not None and task not in TASKS:
+        raise InputError(f"unknown task {task!r} (choose from {', '.join(TASKS)})")
     spec: object = LFSpec.from_entry(load_entry(dataset_info, dataset)) if dataset_info else None
     f = get(fmt, rows_only=True)
     if spec is not None and not f.llamafactory:

@@ -16,6 +16,7 @@ from pydantic import Field
 
 from ..engine import (Engine, InputError, ItemContext, ItemFailed, Records, RunResult, Shippable, count_items,
                       read_items)
+from ..core.rows import refuse_overwrite
 from ..engine.identity import file_digest
 from ..engine.runner import seen_before
 from .kit import RequestParams, Strict, load_section, override
@@ -92,6 +93,7 @@ async def generate(engine: Engine, input_path: str | os.PathLike, output: str | 
     Rerunning into the same output with another model, parameters, system prompt or input file
     is refused unless ``continue_`` (``--continue``)."""
     opts = opts or GenerateOptions()
+    refuse_overwrite([input_path], {"-o": output})
     id_field = opts.fields.get("id")
     fields = {k: v for k, v in opts.fields.items() if k != "id"}
     identity = {"generate": {"system": opts.system, "n": opts.n, "params": opts.params, "fields": opts.fields,

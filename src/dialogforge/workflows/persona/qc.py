@@ -16,7 +16,7 @@ from typing import Any, Sequence
 import orjson
 from rich.console import Console
 
-from dialogforge.core.rows import read_records
+from dialogforge.core.rows import read_records, refuse_overwrite
 from dialogforge.engine import Engine
 from dialogforge.engine.errors import ConfigError
 from dialogforge.engine.runner import Records, run_id_for
@@ -109,6 +109,7 @@ async def acheck(input: str | os.PathLike, output: str | os.PathLike, *, judge: 
     filt = Path(filtered).resolve() if filtered else None
     summ = Path(summary_path) if summary_path else out.with_name(out.stem + ".summary.json")
     refuse_folders(out, filt, summ, repaired)
+    refuse_overwrite([inp], {"-o": out, "--filtered": filt, "--summary": summ, "--repaired": repaired})
     dialogues = list(read_dialogues(inp))
 
     def persona_of(d: dict) -> PersonaDef | None:

@@ -104,6 +104,18 @@ def dialogue_process(cfg: PersonaConfig):
     return DialogueMaker(cfg, persona_prompts(cfg)).process
 
 
+def day(date: str | None) -> str:
+    """The day files' date: YYYY-MM-DD as given (a real date), or today in UTC."""
+    if date is None:
+        return dt.datetime.now(dt.timezone.utc).date().isoformat()
+    try:
+        if len(date) == 10 and dt.date.fromisoformat(date):
+            return date
+    except ValueError:
+        pass
+    raise ConfigError(f"--date {date!r}: not a date written YYYY-MM-DD (the day files are named by it)")
+
+
 def day_paths(cfg: PersonaConfig, date: str) -> tuple[Path, Path, Path]:
     raw_dir, filt_dir = cfg.resolve(cfg.output.raw_dir), cfg.resolve(cfg.output.filtered_dir)
     assert raw_dir is not None and filt_dir is not None
@@ -157,7 +169,7 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
                 await engine.aclose()
     cfg = apply_overrides(persona_config, **overrides) if overrides else persona_config
     prompts = persona_prompts(cfg)
-    date = date or dt.datetime.now(dt.timezone.utc).date().isoformat()
+    date = day(date)
     raw_path, filt_path, summary_path = day_paths(cfg, date)
 
     warnings = []

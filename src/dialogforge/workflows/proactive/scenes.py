@@ -18,6 +18,7 @@ from typing import Any, Iterator
 import orjson
 import yaml
 
+from dialogforge.core.rows import refuse_overwrite
 from dialogforge.engine import Engine, ItemContext, RunResult
 
 from .config import ProactiveConfig, run_identity
@@ -74,6 +75,7 @@ def write_yaml(jsonl: Path, out: Path) -> int:
 async def make_scenes(engine: Engine, cfg: ProactiveConfig, seeds_path: str | os.PathLike, output: str | os.PathLike,
                       *, limit: int | None = None, retry_failed: bool = False, progress: bool = True,
                       continue_: bool = False) -> RunResult:
+    refuse_overwrite([seeds_path], {"-o": output, "the scenes YAML": yaml_path(Path(output))})
     seeds = load_seedtasks(seeds_path)
     items = list(scene_items(seeds, cfg))[:limit]
     prompts = proactive_prompts(cfg)

@@ -24,6 +24,7 @@ from typing import Any
 
 import orjson
 
+from dialogforge.core.rows import refuse_overwrite
 from dialogforge.engine import Engine, ItemContext, RunResult
 
 from .calls import AgentReply, ask_agent, judge
@@ -197,6 +198,7 @@ async def simulate(engine: Engine, cfg: ProactiveConfig, scenes_path: str | os.P
                    *, test_traces: str | os.PathLike | None = None, limit: int | None = None,
                    retry_failed: bool = False, progress: bool = True,
                    continue_: bool = False) -> tuple[RunResult, Path, int]:
+    refuse_overwrite([scenes_path], {"-o": output})
     scenes = dict(load_scenes(scenes_path)[:limit])
     prompts = proactive_prompts(cfg)
 

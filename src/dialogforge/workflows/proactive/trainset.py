@@ -140,6 +140,9 @@ class TrainsetResult:
 async def make_trainset(engine: Engine, cfg: ProactiveConfig, inputs: list[Path], out_dir: str | os.PathLike, *,
                         export_to: tuple[str, ...] = ("llamafactory", "trl"), retry_failed: bool = False,
                         progress: bool = True, continue_: bool = False) -> TrainsetResult:
+    unknown = [name for name in export_to if name not in EXPORTS]
+    if unknown:  # before any model call: the exports come after the run
+        raise InputError(f"unknown export {unknown[0]!r} (choose from {', '.join(EXPORTS)})")
     bad: dict[str, str] = {}
     traces = load_traces(inputs, bad)
     if not traces:
@@ -156,8 +159,6 @@ async def make_trainset(engine: Engine, cfg: ProactiveConfig, inputs: list[Path]
     result = TrainsetResult(res, outputs["samples"], outputs["dropped"], bad_files=bad)
     from dialogforge import formats
     for name in export_to:
-        if name not in EXPORTS:
-            raise InputError(f"unknown export {name!r} (choose from {', '.join(EXPORTS)})")
         if outputs["samples"].exists() and outputs["samples"].stat().st_size:
             # one assistant reply per sample: the target, trained on alone
             rep = formats.export(outputs["samples"], out / f"{name}.jsonl", EXPORTS[name], train_on="last")
