@@ -354,3 +354,19 @@ def test_flags_that_would_do_nothing_or_come_too_late_are_refused_first(scratch,
     r = run("proactive", "trainset", TRACE, "-o", "tr", "--to", "bogus", "--base-url", server.base_url, "--model", "m")
     one_error(r, "unknown export 'bogus'")
     assert files(scratch) == {"d.jsonl"} and server.count == sent  # no calls made, then refused
+
+
+def test_a_misspelled_field_mapping_or_an_option_nothing_reads_is_refused(scratch, server):
+    (scratch / "in.jsonl").write_text('{"prompt": "hi", "uid": "a"}\n')
+    r = run("generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", "--field", "idd=uid")
+    one_error(r, "generate.fields: unknown name 'idd' (ours: prompt, messages, id; did you mean 'id'?)")
+    (scratch / "seeds.jsonl").write_text('{"q": "Why?", "a": "Because."}\n')
+    (scratch / "p.yaml").write_text("persona:\n  seeds: {path: seeds.jsonl, fields: {instrucion: q, output: a}}\n")
+    r = run("persona", "run", "p.yaml", "--base-url", server.base_url, "--model", "m")
+    one_error(r, "p.yaml:2: persona.seeds.fields: unknown name 'instrucion'", "did you mean 'instruction'?")
+    (scratch / "ws").mkdir()
+    (scratch / "t.jsonl").write_text('{"id": "t1", "problem_statement": "x", "workspace": "ws", "eval_command": "true"}\n')
+    (scratch / "a.yaml").write_text("agent:\n  tasks: t.jsonl\n  environment: {type: local, options: {url: http://x}}\n")
+    r = run("agent", "run", "a.yaml", "--base-url", server.base_url, "--model", "m", "--out", "out")
+    one_error(r, "agent.environment: options (url) go to a custom environment", "local takes none")
+    assert files(scratch) == {"in.jsonl", "seeds.jsonl", "p.yaml", "ws", "t.jsonl", "a.yaml"}

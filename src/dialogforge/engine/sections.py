@@ -144,6 +144,19 @@ def _as_model(tp: Any) -> type[BaseModel] | None:
     return None
 
 
+def known_keys(mapping: dict[str, Any], ours: Iterable[str]) -> dict[str, Any]:
+    """A field validator's check of a free mapping whose keys must be our names (``fields: {ours: theirs}``):
+    a misspelled key would be ignored, so it is an error naming the nearest one."""
+    ours = tuple(ours)
+    for key in mapping:
+        if key not in ours:
+            import difflib
+            near = difflib.get_close_matches(key, ours, n=1, cutoff=0.6)
+            raise ValueError(f"unknown name {key!r} (ours: {', '.join(ours)}" + (f"; did you mean {near[0]!r}?)" if near
+                                                                                 else ")"))
+    return mapping
+
+
 def _nearest_hint(name: str, valid: Iterable[str]) -> str:
     import difflib
     near = difflib.get_close_matches(name, list(valid), n=1, cutoff=0.6)

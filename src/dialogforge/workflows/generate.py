@@ -12,14 +12,14 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from pydantic import Field
+from pydantic import Field, field_validator
 
 from ..engine import (Engine, InputError, ItemContext, ItemFailed, Records, RunResult, Shippable, count_items,
                       read_items)
 from ..core.rows import refuse_overwrite
 from ..engine.identity import file_digest
 from ..engine.runner import seen_before
-from .kit import RequestParams, Strict, load_section, override
+from .kit import RequestParams, Strict, known_keys, load_section, override
 
 
 class GenerateSection(Strict):
@@ -29,6 +29,11 @@ class GenerateSection(Strict):
     n: int = Field(1, ge=1)
     params: RequestParams = {}
     fields: dict[str, str] = {}  # our name -> the file's name: prompt, messages, id
+
+    @field_validator("fields")
+    @classmethod
+    def _our_names(cls, v: dict[str, str]) -> dict[str, str]:
+        return known_keys(v, ("prompt", "messages", "id"))
 
 
 def options_from_config(engine: Engine, *, system: str | None = None, n: int | None = None,

@@ -27,13 +27,13 @@ from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 from ..engine.config import Price, RequestParams
 from ..engine.errors import ConfigError
-from ..engine.sections import Strict, load_section, override, register_section, validate
+from ..engine.sections import Strict, known_keys, load_section, override, register_section, validate
 
 if TYPE_CHECKING:
     import jinja2  # imported where templates are compiled: a workflow without templates (generate) starts faster
 
 __all__ = ["Strict", "load_section", "override", "register_section", "validate", "Prompts", "Price", "RequestParams",
-           "templates_in_dir", "ConfigError"]
+           "known_keys", "templates_in_dir", "ConfigError"]
 
 TEMPLATE_SUFFIXES = (".j2", ".jinja", ".txt", ".md")
 

@@ -27,7 +27,7 @@ from typing import Any, Literal
 
 from typing import TYPE_CHECKING
 
-from pydantic import Field, field_validator
+from pydantic import Field, field_validator, model_validator
 
 from ..kit import Price, Strict, load_section, validate
 
@@ -83,6 +83,13 @@ class EnvironmentConfig(Strict):
     env: dict[str, str] = Field(default_factory=dict)
     image: str | None = None  # docker
     options: dict[str, Any] = Field(default_factory=dict)  # passed to custom environments
+
+    @model_validator(mode="after")
+    def _options_for_custom_only(self) -> "EnvironmentConfig":
+        if self.options and ":" not in self.type:  # local and docker read none: they would be ignored
+            raise ValueError(f"options ({', '.join(self.options)}) go to a custom environment (package.module:Class); "
+                             f"{self.type} takes none")
+        return self
 
 
 class Tier(Strict):

@@ -24,7 +24,7 @@ from pydantic import Field, field_validator, model_validator
 
 from dialogforge.engine.errors import ConfigError
 
-from ..kit import RequestParams, Strict, load_section, validate
+from ..kit import RequestParams, Strict, known_keys, load_section, validate
 from .checks import CheckThresholds
 from .personas import BUILTIN_PERSONAS
 
@@ -57,6 +57,11 @@ class SeedsConfig(Strict):
     shuffle_seed: int | None = None
     start: int = Field(0, ge=0)
     limit: int | None = Field(None, ge=1)
+
+    @field_validator("fields")
+    @classmethod
+    def _our_names(cls, v: dict[str, str]) -> dict[str, str]:
+        return known_keys(v, ("instruction", "output", "input"))
 
 
 class AgentConfig(Strict):
