@@ -370,3 +370,20 @@ def test_a_misspelled_field_mapping_or_an_option_nothing_reads_is_refused(scratc
     r = run("agent", "run", "a.yaml", "--base-url", server.base_url, "--model", "m", "--out", "out")
     one_error(r, "agent.environment: options (url) go to a custom environment", "local takes none")
     assert files(scratch) == {"in.jsonl", "seeds.jsonl", "p.yaml", "ws", "t.jsonl", "a.yaml"}
+
+
+@pytest.mark.parametrize("flags, needle", [(["--temperature", "nan"], "temperature: nan cannot be sent"),
+                                           (["--temperature", "inf"], "temperature: inf cannot be sent"),
+                                           (["--max-tokens", "99999999999999999999999"], "cannot be sent in a request")])
+def test_numbers_json_cannot_carry_are_refused_not_sent_as_null(scratch, server, flags, needle):
+    (scratch / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    sent = server.count
+    one_error(run("generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", *flags), needle)
+    assert files(scratch) == {"in.jsonl"} and server.count == sent
+
+
+@pytest.mark.parametrize("flag", ["--min-reward", "--min-score"])
+def test_export_refuses_a_selection_threshold_that_is_not_a_number(scratch, flag):
+    (scratch / "d.jsonl").write_text(DIALOGUE)
+    one_error(run("export", "d.jsonl", "-o", "e.jsonl", "--to", "sharegpt", flag, "nan"), f"{flag} nan: give a finite number")
+    assert files(scratch) == {"d.jsonl"}

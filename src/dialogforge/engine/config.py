@@ -62,12 +62,29 @@ KNOWN_PARAMS = frozenset("""
 
 def _check_params(params: dict[str, Any]) -> dict[str, Any]:
     import difflib
-    for key in params:
+    for key, value in params.items():
         if key not in KNOWN_PARAMS:
             near = difflib.get_close_matches(key, KNOWN_PARAMS, n=1, cutoff=0.85)
             if near:
                 raise ValueError(f"unknown request parameter {key!r} (did you mean {near[0]!r}?)")
+        bad = _unsendable(value)
+        if bad is not None:  # JSON has no NaN or infinity (they would go out as null), nor integers past 64 bits
+            raise ValueError(f"{key}: {bad!r} cannot be sent in a request")
     return params
+
+
+def _unsendable(value: Any) -> Any:
+    """A number in ``value`` that JSON cannot carry, or None."""
+    import math
+    if isinstance(value, float) and not math.isfinite(value):
+        return value
+    if isinstance(value, int) and not -(2**63) <= value < 2**64:
+        return value
+    for v in value.values() if isinstance(value, dict) else value if isinstance(value, list) else ():
+        bad = _unsendable(v)
+        if bad is not None:
+            return bad
+    return None
 
 
 # `params:` wherever a config gives request parameters (an endpoint, a workflow's calls)

@@ -1,9 +1,11 @@
 """Which conversations an export keeps, and per-turn splitting."""
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from typing import Iterator
 
+from ..core.errors import InputError
 from ..core.records import meta as metafield
 from .conversation import Conversation
 
@@ -16,6 +18,11 @@ class Selection:
     include_auxiliary: bool = False  # agent samples whose purpose is not "main" (summaries, ...)
     per_turn: bool = False  # one sample per assistant turn instead of one per conversation
     keep_format_errors: bool = False  # agent replies that held no valid action stay SFT targets
+
+    def __post_init__(self) -> None:
+        for flag, v in (("--min-reward", self.min_reward), ("--min-score", self.min_score)):
+            if v is not None and not math.isfinite(v):  # NaN compares false with anything: the filter would pass all
+                raise InputError(f"{flag} {v}: give a finite number")
 
     def format_error(self, conv: Conversation) -> bool:
         """An agent sample whose reply (the row's target) held no valid action; such replies
