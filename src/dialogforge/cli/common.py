@@ -11,7 +11,7 @@ import os
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Optional
 
-from ..core.console import LazyConsole
+from ..core.console import LazyConsole, escape
 from ..core.errors import DialogforgeError
 from . import options
 
@@ -129,12 +129,6 @@ def _file_being_read(e: BaseException) -> Optional[str]:
                     break
         tb = tb.tb_next
     return found
-
-
-def escape(text: str) -> str:
-    """User-facing text that is not rich markup (paths, install hints such as 'dialogforge[hf]')."""
-    from rich.markup import escape as _escape
-    return _escape(text)
 
 
 def require_rows(*paths: Path) -> None:

@@ -131,7 +131,7 @@ class Engine:
         """Check each remote endpoint once before a run: reachable, key accepted, model served.
 
         Raises one clear error instead of letting a thousand items fail."""
-        from rich.markup import escape
+        from ..core.console import escape
 
         from .preflight import check_endpoint
         seen = set()

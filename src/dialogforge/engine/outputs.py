@@ -61,7 +61,7 @@ class OutputFiles:
 
     # --- on start: the file against the store ------------------------------------------------
     def _say(self, msg: str) -> None:
-        from rich.markup import escape
+        from ..core.console import escape
         self.console.print(f"[yellow]note:[/] {escape(msg)}", highlight=False, soft_wrap=True)
 
     def _reconcile(self, path: Path, file_id: int, committed: int | None) -> int:
