@@ -111,3 +111,13 @@ def test_escape_is_rich_escape_and_prints_as_itself(monkeypatch):
         assert ours == rich_output(line, {"stderr": True, "emoji": False}, {"soft_wrap": True}, monkeypatch)
         if "\\" not in text:  # (backslashes: rich's own quirks, which the line above holds us to)
             assert ours == f"error: {text}\n", repr(text)
+
+
+def test_narrow_characters_take_one_cell_as_rich_counts_them():
+    from rich.cells import cell_len
+
+    from dialogforge.core.console import _cells_at_most
+    every = "".join(chr(c) for c in range(0x20, 0x3000) if chr(c).isprintable())
+    for c in every:
+        assert _cells_at_most(c) >= cell_len(c), hex(ord(c))  # never fewer cells than rich counts
+    assert _cells_at_most("done: 5000 items written · run generate-3826f47ee5") == 50

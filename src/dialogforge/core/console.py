@@ -57,9 +57,9 @@ class LazyConsole:
         lines = text.split("\n")
         if not all(line.isprintable() for line in lines) or (self._kwargs.get("emoji", True) and _EMOJI_CODE.search(text)):
             return None
-        if not soft_wrap:  # rich folds at the width, counting cells: at most two a character
+        if not soft_wrap:  # rich folds at the console's width
             width = _width()
-            if any(len(line) * (1 if line.isascii() else 2) >= width or line.endswith(" ") for line in lines):
+            if any(_cells_at_most(line) >= width or line.endswith(" ") for line in lines):
                 return None
         return text
 
@@ -86,6 +86,16 @@ def strip_markup(markup: str) -> str:
         position = end
     out.append(markup[position:].replace("\\[", "["))
     return "".join(out)
+
+
+_NARROW = re.compile(r"[\u00a0-\u024f\u2010-\u2027]")  # Latin letters and punctuation ("·", "—", "…"): one cell
+
+
+def _cells_at_most(line: str) -> int:
+    """The cells rich gives `line`, or more: ASCII and _NARROW take one, any other character is counted as two."""
+    if line.isascii():
+        return len(line)
+    return sum(1 if c.isascii() or _NARROW.match(c) else 2 for c in line)
 
 
 def _colour_possible(stream: Any) -> bool:
