@@ -207,5 +207,5 @@ def register(app: typer.Typer) -> None:
                       soft_wrap=True)
         for name, rep in res.exports.items():
             console.print(f"{name}: {rep.output} ({rep.written} written)", highlight=False)
-        if res.run.failed:
+        if res.run.failures_remain:  # failed now or earlier: not done until they are retried
             raise typer.Exit(1)

@@ -158,6 +158,8 @@ def register(app: typer.Typer) -> None:
             r = s["repair"]
             console.print(f"repaired {r['repaired']} dialogues ({r['changes']} phrases removed), "
                           f"{r['passed_after']} now pass · {r['path']}", highlight=False)
+        if s.get("failed"):  # dialogues the judge could not score (now or earlier): not done until retried
+            raise typer.Exit(1)
 
     @persona_app.command("import-config")
     @friendly_errors

@@ -66,7 +66,7 @@ def register(app: typer.Typer) -> None:
                                                progress=not quiet))
         print_result(res, "scenes")
         console.print(f"scenes: {output}\nyaml: {yaml_path(output)}", highlight=False)
-        if res.failed:
+        if res.failures_remain:  # failed now or earlier: not done until they are retried
             raise typer.Exit(1)
 
     @pa.command("simulate")
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
                                                      limit=limit, retry_failed=retry_failed, continue_=continue_, progress=not quiet))
         print_result(res, "traces")
         console.print(f"traces: {output}\ntest traces: {tdir} ({n} files)", highlight=False)
-        if res.failed:
+        if res.failures_remain:  # failed now or earlier: not done until they are retried
             raise typer.Exit(1)
 
     @pa.command("trainset")
@@ -130,7 +130,7 @@ def register(app: typer.Typer) -> None:
         for name, rep in res.exports.items():
             console.print(f"{name}: {rep.output} ({rep.written} written, {sum(rep.rejected.values())} rejected)",
                           highlight=False)
-        if res.run.failed or res.bad_files:
+        if res.run.failures_remain or res.bad_files:
             raise typer.Exit(1)
 
     @pa.command("eval")
@@ -172,5 +172,9 @@ def register(app: typer.Typer) -> None:
         for t in res.extra:
             out.print(t.rich())
         console.print(f"csv: {res.csv}\nreport: {res.html}\nresults: {res.results}", highlight=False)
-        if res.bad_files:
+        run = res.run
+        if run is not None and run.failures_remain:  # counted as failed in the table: not done until retried
+            console.print(f"[red]{run.failed + run.skipped_failed} item(s) failed[/] (see {run.failures_path}; "
+                          "rerun with --retry-failed)", highlight=False)
+        if res.bad_files or (run is not None and run.failures_remain):
             raise typer.Exit(1)
