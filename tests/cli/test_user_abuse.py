@@ -401,3 +401,17 @@ def test_proactive_and_persona_check_exit_non_zero_while_failures_remain(scratch
             for attempt in ("first run", "rerun"):  # the rerun finds only failures: still not done
                 r = run(*cmd, "--base-url", srv.base_url, "--model", "m", "-q")
                 assert r.exit_code == 1 and "Traceback" not in r.output, (cmd, attempt, r.output)
+
+
+def test_annotate_invite_and_a_bad_database_leave_no_half_made_project(scratch):
+    for db in ("sqlite:///nonexistent/dir/x.sqlite", "bogus://x"):
+        r = run("annotate", "import", "proj", TRACE, "--db", db)
+        one_error(r, "database")
+        assert files(scratch) == set()  # no proj/ with a secret.key and no admin
+    one_error(run("annotate", "invite", "proj", "dana"), "proj: no such annotation project")
+    assert run("annotate", "import", "proj", TRACE).exit_code == 0
+    for name in ("", "a b", "x" * 65):
+        one_error(run("annotate", "invite", "proj", name), "a user name is 1-64 letters")
+    one_error(run("annotate", "invite", "proj", "dana", "--base-url", "annot.example.org"), "http(s)://HOST")
+    r = run("annotate", "invite", "proj", "dana", "--base-url", "https://annot.example.org/")
+    assert r.exit_code == 0 and r.output.strip().startswith("https://annot.example.org/invite/"), r.output

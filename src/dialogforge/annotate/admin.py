@@ -46,8 +46,6 @@ def routes(app: FastAPI) -> None:
         require_admin(request)
         form = await check_post(request)
         name = str(form.get("username", "")).strip()
-        if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
-            return _render(request, error="A user name is 1-64 letters, digits, '-', '_' or '.'.", status=400)
         p = project(request)
         try:
             with p.Session.begin() as s:

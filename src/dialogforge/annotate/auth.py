@@ -72,8 +72,16 @@ def end_session(s: DBSession, secret: bytes, token: str | None) -> None:
 
 # ---- invites ----
 
+def check_username(name: str) -> str:
+    """A user name: 1-64 letters, digits, '-', '_' or '.' (ValueError otherwise)."""
+    if not name or len(name) > 64 or not name.replace("-", "").replace("_", "").replace(".", "").isalnum():
+        raise ValueError(f"user name {name!r}: a user name is 1-64 letters, digits, '-', '_' or '.'")
+    return name
+
+
 def create_invite(s: DBSession, secret: bytes, username: str, days: float = 7) -> str:
     """A new annotator account without a password, and the one-time token that lets them set it."""
+    check_username(username)
     user = s.scalar(select(db.User).where(db.User.username == username))
     if user is None:
         user = db.User(username=username, pw_hash=None, is_admin=False)

@@ -71,12 +71,23 @@ def _ensure_admin(Session: sessionmaker) -> str | None:
 def open_project(root: str | os.PathLike, db_url: str | None = None, settings: Settings | None = None,
                  create: bool = True) -> Project:
     root = Path(root)
-    if not root.exists():
+    made = not root.exists()
+    if made:
         if not create:
             raise DialogforgeError(f"{root}: no such annotation project (create it with `dialogforge annotate import`)")
         root.mkdir(parents=True)
     elif not root.is_dir():
         raise DialogforgeError(f"{root}: the project must be a folder")
+    try:
+        return _open(root, db_url, settings)
+    except BaseException:
+        if made:  # a database that cannot be used: no half-made project is left behind
+            import shutil
+            shutil.rmtree(root, ignore_errors=True)
+        raise
+
+
+def _open(root: Path, db_url: str | None, settings: Settings | None) -> Project:
     url = db_url or os.environ.get(DB_ENV) or db.sqlite_url(root / DB_FILE)
     try:
         engine = db.make_engine(url)

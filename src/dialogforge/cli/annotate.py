@@ -112,7 +112,13 @@ def register(app: typer.Typer) -> None:
     ) -> None:
         """Create an annotator and print their one-time invitation link."""
         from ..annotate import auth
-        proj = _open(project, db)
+        try:
+            auth.check_username(username)
+        except ValueError as e:
+            raise _error(str(e)) from None
+        if not base_url.startswith(("http://", "https://")):
+            raise _error(f"--base-url {base_url!r}: give the server's address as http(s)://HOST[:PORT]")
+        proj = _open(project, db, create=False)
         try:
             with proj.Session.begin() as s:
                 token = auth.create_invite(s, proj.secret, username)
