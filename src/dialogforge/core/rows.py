@@ -73,12 +73,7 @@ def _json_document(p: Path) -> list | None:
     except orjson.JSONDecodeError as e:
         if raw.lstrip().startswith(b"{") and raw.strip().count(b"\n") >= 1:
             return None  # a .json file with one object per line
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as u:
-            line = raw.count(b"\n", 0, u.start) + 1
-            raise InputError(f"{p}:{line}: not UTF-8 text") from None
-        raise InputError(f"{p}: not valid JSON ({e})") from None
+        raise _document_error(p, raw, e) from None
     if isinstance(data, list):
         return data
     if isinstance(data, dict):
@@ -99,12 +94,17 @@ def read_json(path: str | os.PathLike, what: str = "a JSON file") -> Any:
     try:
         return orjson.loads(raw)
     except orjson.JSONDecodeError as e:
-        try:
-            raw.decode("utf-8")
-        except UnicodeDecodeError as u:
-            line = raw.count(b"\n", 0, u.start) + 1
-            raise InputError(f"{p}:{line}: not UTF-8 text (byte 0x{raw[u.start]:02x} at offset {u.start})") from None
-        raise InputError(f"{p}: not valid JSON ({e})") from None
+        raise _document_error(p, raw, e) from None
+
+
+def _document_error(p: Path, raw: bytes, e: Exception) -> InputError:
+    """Why a whole JSON document did not parse: bytes that are not UTF-8 text (where), or bad JSON."""
+    try:
+        raw.decode("utf-8")
+    except UnicodeDecodeError as u:
+        line = raw.count(b"\n", 0, u.start) + 1
+        return InputError(f"{p}:{line}: not UTF-8 text (byte 0x{raw[u.start]:02x} at offset {u.start})")
+    return InputError(f"{p}: not valid JSON ({e})")
 
 
 def _not_json(raw: bytes, e: Exception) -> str:
