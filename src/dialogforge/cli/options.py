@@ -1,8 +1,8 @@
 """Command-line parameters declared as data, for typer and for the fast path of `generate`.
 
 Most commands declare their parameters the usual typer way. `generate` is the command people run at scale from
-scripts, where start-up is paid on every call, and typer with click is about 20 ms of its imports
-(benchmarks/cli_startup.py). So its parameters are declared here once, as `Param`s, and used twice:
+scripts, where start-up is paid on every call, and typer with click add about 10 ms to its imports
+(benchmarks/README.md, "Start-up"). So its parameters are declared here once, as `Param`s, and used twice:
 
 - `typer_command` turns them into the typer command: `--help`, every error message and shell completion are
   typer's, as for every other command;
@@ -55,6 +55,7 @@ class Param:
 def typer_command(fn: Callable[..., Any], params: dict[str, Param]) -> Callable[..., Any]:
     """`fn(**values)` as a function typer can register: its signature says what `params` declare."""
     import inspect
+
     def command(**values: Any) -> Any:
         return fn(**values)
     command.__signature__ = inspect.Signature([  # type: ignore[attr-defined]
