@@ -311,7 +311,8 @@ def test_a_misspelled_request_parameter_is_refused(scratch, server, config, need
     (["persona", "check", "in.jsonl", "-o", "in.jsonl"], "-o"),
     (["persona", "check", "in.jsonl", "-o", "c.jsonl", "--filtered", "in.jsonl"], "--filtered"),
     (["agent", "pairs", "in.jsonl", "-o", "in.jsonl"], "-o"),
-    (["agent", "import-tasks", "in.jsonl", "-o", "in.jsonl"], "-o")])
+    (["agent", "import-tasks", "in.jsonl", "-o", "in.jsonl"], "-o"),
+    (["persona", "import-config", "in.jsonl", "-o", "in.jsonl"], "-o")])
 def test_an_output_that_is_the_input_is_refused_before_it_is_touched(scratch, server, cmd, flag):
     data = DIALOGUE.encode()
     (scratch / "in.jsonl").write_bytes(data)
@@ -414,3 +415,23 @@ def test_annotate_invite_and_a_bad_database_leave_no_half_made_project(scratch):
     one_error(run("annotate", "invite", "proj", "dana", "--base-url", "annot.example.org"), "http(s)://HOST")
     r = run("annotate", "invite", "proj", "dana", "--base-url", "https://annot.example.org/")
     assert r.exit_code == 0 and r.output.strip().startswith("https://annot.example.org/invite/"), r.output
+
+
+def test_a_deleted_output_rerun_with_other_settings_says_what_the_store_still_holds(scratch, server):
+    (scratch / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    base = ["generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "-q"]
+    assert run(*base, "--model", "m").exit_code == 0
+    (scratch / "o.jsonl").unlink()
+    r = run(*base, "--model", "other")
+    one_error(r, "o.jsonl was made with other settings", "the file is gone but the run store holds its rows",
+              "write to another output")
+    assert not (scratch / "o.jsonl").exists()
+
+
+def test_runs_refuses_the_listing_flag_with_a_subcommand_that_would_ignore_it(scratch, server):
+    (scratch / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    assert run("generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", "-q").exit_code == 0
+    for sub in ("show", "calls"):
+        one_error(run("runs", "--exact-sizes", sub), f"--exact-sizes goes with the listing", f"not with `runs {sub}`")
+    r = run("runs", "--exact-sizes")
+    assert r.exit_code == 0 and "exact, walked page by page" in r.output, r.output

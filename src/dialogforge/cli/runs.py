@@ -92,6 +92,9 @@ def register(app: typer.Typer) -> None:
                   ) -> None:
         """List runs, newest first, with each run's share of the store file."""
         if ctx.invoked_subcommand:
+            if exact_sizes:  # the listing's flag: `show`, `calls` and `prune` would ignore it
+                raise DialogforgeError(f"--exact-sizes goes with the listing (`dialogforge runs --exact-sizes`), "
+                                       f"not with `runs {ctx.invoked_subcommand}`")
             return
         st = _open(ctx, store)
         shares = st.shares(exact_sizes=exact_sizes)

@@ -62,7 +62,12 @@ def check_identity(store: Any, run_id: str, identity: dict, continue_: bool, out
     fp = fingerprint(identity)
     old_fp, old = store.run_identity(run_id)
     if old_fp is not None and old_fp != fp and not continue_:
-        raise RunChanged(f"{output} was made with other settings ({describe_changes(old, identity)}); "
+        changes = describe_changes(old, identity)
+        if not Path(output).exists():
+            raise RunChanged(f"{output} was made with other settings ({changes}); the file is gone but the run store "
+                             "holds its rows: write to another output for a run with the new settings (--continue "
+                             "would restore the old rows and make only the missing ones with the new settings)")
+        raise RunChanged(f"{output} was made with other settings ({changes}); "
                          "rerun with --continue to go on into the same files with the new settings, "
                          "or write to another output")
     return fp

@@ -23,6 +23,7 @@ from typing import Any
 
 import yaml
 
+from dialogforge.core.rows import refuse_overwrite
 from dialogforge.engine.config import read_yaml
 from dialogforge.engine.errors import ConfigError
 
@@ -190,6 +191,7 @@ def import_config(old: str | os.PathLike | dict, new_path: str | os.PathLike | N
 
 def write_imported(old: str | os.PathLike, new_path: str | os.PathLike) -> tuple[dict, list[str], list[str]]:
     """Write the new YAML (with the mapping notes as comments) and return what import_config returned."""
+    refuse_overwrite([old], {"-o": new_path})
     new, mapped, skipped = import_config(old, new_path)
     header = [f"# dialogforge config imported from {old} by `dialogforge persona import-config`"]
     header += [f"#   mapped: {m}" for m in mapped]
