@@ -435,3 +435,13 @@ def test_runs_refuses_the_listing_flag_with_a_subcommand_that_would_ignore_it(sc
         one_error(run("runs", "--exact-sizes", sub), f"--exact-sizes goes with the listing", f"not with `runs {sub}`")
     r = run("runs", "--exact-sizes")
     assert r.exit_code == 0 and "exact, walked page by page" in r.output, r.output
+
+
+@pytest.mark.parametrize("seeds, flags, needle", [("", [], "0 seeds in"),
+                                                  ('{"instruction": "Why?", "output": "Because."}\n', ["--start", "3"],
+                                                   "from --start 3 on: nothing to do")])
+def test_persona_run_with_no_seed_to_use_creates_nothing(scratch, server, seeds, flags, needle):
+    (scratch / "seeds.jsonl").write_text(seeds)
+    (scratch / "p.yaml").write_text("persona:\n  seeds: {path: seeds.jsonl}\n  personas: [orbit]\n")
+    one_error(run("persona", "run", "p.yaml", "--base-url", server.base_url, "--model", "m", "-q", *flags), needle)
+    assert files(scratch) == {"seeds.jsonl", "p.yaml"}  # no run store, no empty day files

@@ -19,7 +19,7 @@ from rich.console import Console
 
 from dialogforge.core.rows import iter_lines
 from dialogforge.engine import Engine, RunResult, Shippable
-from dialogforge.engine.errors import ConfigError
+from dialogforge.engine.errors import ConfigError, InputError
 
 from ..kit import override
 from .config import PersonaConfig, load_persona_config
@@ -177,6 +177,10 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
         warnings.append("judge_same_as_generator")
 
     items = dialogue_items(cfg, load_seeds(cfg))
+    if not items:  # before the run store or any output exists
+        where = cfg.resolve(cfg.seeds.path)
+        raise InputError(f"0 seeds in {where}" + (f" from --start {cfg.seeds.start} on" if cfg.seeds.start else "")
+                         + ": nothing to do")
     committed = engine.store.committed_size(str(raw_path))
     existing = read_ids(raw_path, committed)
     todo = [(i, it) for i, it in items if i not in existing]
