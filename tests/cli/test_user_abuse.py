@@ -445,3 +445,23 @@ def test_persona_run_with_no_seed_to_use_creates_nothing(scratch, server, seeds,
     (scratch / "p.yaml").write_text("persona:\n  seeds: {path: seeds.jsonl}\n  personas: [orbit]\n")
     one_error(run("persona", "run", "p.yaml", "--base-url", server.base_url, "--model", "m", "-q", *flags), needle)
     assert files(scratch) == {"seeds.jsonl", "p.yaml"}  # no run store, no empty day files
+
+
+@pytest.mark.parametrize("cmd", [["generate", "in.jsonl", "-o", "afile/o.jsonl"],
+                                 ["persona", "run", "p.yaml", "--raw-dir", "afile"],
+                                 ["agent", "run", "a.yaml", "--out", "afile"],
+                                 ["proactive", "trainset", TRACE, "-o", "afile"],
+                                 ["annotate", "rm-trainset", "items.jsonl", "-o", "afile"]])
+def test_an_output_that_cannot_be_written_is_refused_before_the_run_store_exists(scratch, server, cmd):
+    (scratch / "afile").write_text("mine\n")
+    (scratch / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    (scratch / "seeds.jsonl").write_text('{"instruction": "Why?", "output": "Because."}\n')
+    (scratch / "p.yaml").write_text("persona:\n  seeds: {path: seeds.jsonl}\n  personas: [orbit]\n")
+    (scratch / "ws").mkdir()
+    (scratch / "t.jsonl").write_text('{"id": "t1", "problem_statement": "x", "workspace": "ws", "eval_command": "true"}\n')
+    (scratch / "a.yaml").write_text("agent:\n  tasks: t.jsonl\n  environment: {unsafe_local: true}\n")
+    (scratch / "items.jsonl").write_text(open(os.path.join(EXAMPLES, "annotate", "reward_items.jsonl")).read())
+    before, sent = files(scratch), server.count
+    r = run(*cmd, "--base-url", server.base_url, "--model", "m", "-q")
+    one_error(r, "afile: is a file where a folder is needed")
+    assert files(scratch) == before and server.count == sent and (scratch / "afile").read_text() == "mine\n"

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable
 
 from ..core.console import stderr_console
@@ -18,6 +19,7 @@ from .identity import RunChanged
 from .executors import Executor, LocalExecutor, Shippable, make_executor
 from .runner import (ItemContext, ItemResult, ProcessFn, Records, RunCrashed, RunResult, _normalise_outputs, execute,
                      run_id_for)
+from .outputs import check_paths
 from .store import RunStore
 from .types import ChatResponse, ItemStatus, RunStatus, Usage
 
@@ -88,12 +90,18 @@ class Engine:
     def store(self, value: RunStore) -> None:
         self._store = value
 
+    @property
+    def store_path(self) -> Path:
+        """Where the run store is (or will be), without opening it."""
+        if self._store is not None:
+            return Path(self._store.path)
+        from .store import default_store_path
+        return Path(self._store_path) if self._store_path else default_store_path()
+
     def existing_store(self) -> RunStore | None:
         """The run store when it is open or its file exists; None (and no file made) otherwise."""
-        if self._store is None:
-            from .store import default_store_path
-            if not os.path.exists(self._store_path or default_store_path()):
-                return None
+        if self._store is None and not self.store_path.exists():
+            return None
         return self.store
 
     # --- LLM access -----------------------------------------------------------------------
@@ -154,6 +162,7 @@ class Engine:
         (templates, environment, a hash of the input items); a rerun into the same outputs with
         another identity is refused unless ``continue_``."""
         roles = list(roles) if roles is not None else list(self.config.roles or ["generator"])
+        check_paths(_normalise_outputs(output))  # before the pre-run check opens the run store
         executor = self.run_executor()
         if check and not getattr(executor, "offline", False):  # --batch-file: no server to ask
             await self.preflight(roles)

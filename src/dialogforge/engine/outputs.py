@@ -36,6 +36,19 @@ def foreign_path(path: Path) -> Path:
     return p
 
 
+def check_paths(outputs: dict[str, Path]) -> None:
+    """Refuse output paths no file can be written at (a folder; a file where a folder of the path should be),
+    before the run starts: nothing is asked of a model, and no run store is made, for outputs that cannot be."""
+    for path in outputs.values():
+        if path.is_dir():
+            raise DialogforgeError(f"output {path} is a folder; give a file name")
+        parent = path.parent
+        while not parent.exists() and parent != parent.parent:
+            parent = parent.parent
+        if not parent.is_dir():
+            raise DialogforgeError(f"{parent}: is a file where a folder is needed (output {path})")
+
+
 class _File:
     __slots__ = ("path", "id", "size", "handle")
 
@@ -51,9 +64,8 @@ class OutputFiles:
         self.console = console
         self.files: dict[str, _File] = {}
         self._queued: list[tuple[_File, bytes]] = []
+        check_paths(outputs)
         for name, path in outputs.items():
-            if path.is_dir():
-                raise DialogforgeError(f"output {path} is a folder; give a file name")
             path.parent.mkdir(parents=True, exist_ok=True)
             file_id, committed = store.open_file(str(path))
             size = self._reconcile(path, file_id, committed)

@@ -19,6 +19,7 @@ from typing import Any, Awaitable, Callable
 from ...core.rows import read_records
 from ...engine import Engine, ItemContext, Records, Shippable
 from ...engine.errors import ConfigError
+from ...engine.outputs import check_paths
 from .config import AgentConfig
 from .context import TokenCounter
 from .envs import check_environment, make_environment
@@ -131,7 +132,9 @@ async def run_agent(engine: Engine, cfg: AgentConfig, tasks: list[Task], out_dir
                           "(drop --batch / `mode: batch` for the agent's endpoints)")
     price = cfg.price or engine.endpoint_config(cfg.agent_role).price
     out_dir = Path(out_dir)
-    store = Path(engine.store.path).resolve()
+    for r in rounds:  # outputs that cannot be written: refused before the run store or any model call
+        check_paths(round_outputs(out_dir, r))
+    store = engine.store_path.resolve()
     # what the agent's commands must not see: the run store and the outputs (the local sandbox hides them)
     hide = [*cfg.environment.hide, str(out_dir.resolve()), *(f"{store}{s}" for s in ("", "-wal", "-shm", "-journal"))]
     cfg = cfg.model_copy(update={"environment": cfg.environment.model_copy(update={"hide": hide})})

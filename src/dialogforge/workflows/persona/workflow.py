@@ -20,6 +20,7 @@ from rich.console import Console
 from dialogforge.core.rows import iter_lines
 from dialogforge.engine import Engine, RunResult, Shippable
 from dialogforge.engine.errors import ConfigError, InputError
+from dialogforge.engine.outputs import check_paths
 
 from ..kit import override
 from .config import PersonaConfig, load_persona_config
@@ -171,6 +172,7 @@ async def arun(config: str | os.PathLike | dict | None = None, *, engine: Engine
     prompts = persona_prompts(cfg)
     date = day(date)
     raw_path, filt_path, summary_path = day_paths(cfg, date)
+    check_paths({"raw": raw_path, "filtered": filt_path, "summary": summary_path})  # before the run store opens
 
     warnings = []
     if cfg.quality.judge and warn_if_same(engine, cfg.agents.persona.role, cfg.agents.judge.role, console):
