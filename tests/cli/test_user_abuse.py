@@ -465,3 +465,17 @@ def test_an_output_that_cannot_be_written_is_refused_before_the_run_store_exists
     r = run(*cmd, "--base-url", server.base_url, "--model", "m", "-q")
     one_error(r, "afile: is a file where a folder is needed")
     assert files(scratch) == before and server.count == sent and (scratch / "afile").read_text() == "mine\n"
+
+
+def test_paths_with_square_brackets_are_printed_as_they_are(scratch, server):
+    """rich markup ate `[bold]` and `[red]` out of file names in the lines that report what was written."""
+    tasks = os.path.join(EXAMPLES, "agent", "tasks.jsonl")
+    r = run("agent", "import-tasks", tasks, "-o", "t[red].jsonl")
+    assert r.exit_code == 0 and "-> t[red].jsonl" in r.output, r.output
+    (scratch / "seeds.jsonl").write_text('{"instruction": "Why?", "output": "Because."}\n')
+    (scratch / "p.yaml").write_text("persona:\n  seeds: {path: seeds.jsonl}\n  personas: [orbit]\n")
+    r = run("persona", "run", "p.yaml", "--raw-dir", "r[bold]", "--base-url", server.base_url, "--model", "m", "-q")
+    assert r.exit_code == 0 and "r[bold]/persona_raw_" in r.output, r.output
+    (scratch / "seedtask.yaml").write_text("coding:\n  tasks: [fix a bug]\n  sample_events: [opened editor]\n")
+    r = run("proactive", "scenes", "seedtask.yaml", "-o", "s[bold].jsonl", "--base-url", server.base_url, "--model", "m")
+    assert r.exit_code == 0 and "scenes: s[bold].jsonl" in r.output and "yaml: s[bold].yaml" in r.output, r.output

@@ -10,8 +10,8 @@ import typer
 
 from ..engine.errors import ConfigError
 from .common import (BaseUrlOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt, ModelOpt, RayAddressOpt, RayWorkersOpt,
-                     StoreOpt, check_executor_flags, console, friendly_errors, parse_fields, require_rows, run_async,
-                     use_executor)
+                     StoreOpt, check_executor_flags, console, escape, friendly_errors, parse_fields, require_rows,
+                     run_async, use_executor)
 
 
 def _mapping(preset: Optional[str], fields: list[str] | None):
@@ -120,11 +120,11 @@ def register(app: typer.Typer) -> None:
             failed += rr.failed + rr.skipped_failed
             s = result.summary[f"round_{r}"]
             statuses = ", ".join(f"{k}: {v}" for k, v in sorted(s["statuses"].items())) or "none"
-            msg = (f"[green]round {r}[/]: {rr.done} rollouts now, {rr.skipped} earlier · in {out / f'round_{r}'}: "
+            msg = (f"[green]round {r}[/]: {rr.done} rollouts now, {rr.skipped} earlier · in {escape(str(out / f'round_{r}'))}: "
                    f"{s['rollouts']} rollouts ({statuses}), {s['success']} passed the check, mean reward {s['mean_reward']}, "
                    f"{samples_text(s)}")
             if rr.failed:
-                msg += f" · [red]{rr.failed} failed[/] (see {rr.failures_path}; rerun with --retry-failed)"
+                msg += f" · [red]{rr.failed} failed[/] (see {escape(str(rr.failures_path))}; rerun with --retry-failed)"
             if rr.skipped_failed:
                 msg += f" · [red]{rr.skipped_failed} failed earlier[/] (--retry-failed to retry)"
             console.print(msg, highlight=False)
@@ -172,8 +172,9 @@ def register(app: typer.Typer) -> None:
         with JsonlWriter(output) as w:
             for rec in itertools.chain([first] if first is not None else [], pairs):
                 w.write(rec)
-        console.print(f"[green]pairs[/]: {w.count} written to {output} · export them with "
-                      f"`dialogforge export {output} -o dpo.jsonl --to sharegpt --task preference`", highlight=False)
+        out = escape(str(output))
+        console.print(f"[green]pairs[/]: {w.count} written to {out} · export them with "
+                      f"`dialogforge export {out} -o dpo.jsonl --to sharegpt --task preference`", highlight=False)
 
     @agent_app.command("import-tasks")
     @friendly_errors
@@ -193,9 +194,9 @@ def register(app: typer.Typer) -> None:
         write_tasks(task_list, output)
         no_ws = sum(1 for t in task_list if not t.workspace)
         no_eval = sum(1 for t in task_list if not (t.eval_command or t.evaluator))
-        console.print(f"[green]imported[/] {len(task_list)} tasks -> {output}"
+        console.print(f"[green]imported[/] {len(task_list)} tasks -> {escape(str(output))}"
                       + (f" · {no_ws} without a workspace, {no_eval} without an evaluation"
                          " (a custom environment must supply them)" if no_ws or no_eval else ""), highlight=False)
         if task_list:
-            console.print(json.dumps({k: v for k, v in task_list[0].to_dict().items() if k != "metadata"})[:300],
+            console.print(escape(json.dumps({k: v for k, v in task_list[0].to_dict().items() if k != "metadata"})[:300]),
                           highlight=False)

@@ -8,7 +8,7 @@ from typing import Any, Callable, Optional
 import typer
 
 from .common import (BaseUrlOpt, ConfigOpt, ContinueOpt, KeyEnvOpt, ModelOpt, StoreOpt, console, friendly_errors,
-                     make_engine, print_result, run_async)
+                     escape, make_engine, print_result, run_async)
 
 DbOpt = typer.Option(None, "--db", help="Database URL: SQLite, or PostgreSQL as postgresql+psycopg:// URL. "
                                        "Default: PROJECT/annotate.sqlite, or $DIALOGFORGE_ANNOTATE_DB.")
@@ -95,7 +95,7 @@ def register(app: typer.Typer) -> None:
         from ..annotate.server import serve, warnings_for
         proj = _open(project, db, annotators=annotators, lease_minutes=lease_minutes)
         for w in warnings_for(host, allowed_host):
-            console.print(f"[bold yellow]warning:[/] {w}", highlight=False, soft_wrap=True)
+            console.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
         try:
             serve(proj, host, port, allowed_host, secure_cookies, lambda m: console.print(m, highlight=False))
         finally:
@@ -166,7 +166,7 @@ def register(app: typer.Typer) -> None:
             proj.close()
         cats = ", ".join(f"{k} {v}" for k, v in sorted(rep.items.items())) or "no items"
         console.print(f"[green]exported[/] {sum(rep.items.values())} items ({cats}) from {rep.traces_used} "
-                      f"trace(s) to {out}; ties left out: {sum(rep.ties.values())}; traces not yet complete: "
+                      f"trace(s) to {escape(str(out))}; ties left out: {sum(rep.ties.values())}; traces not yet complete: "
                       f"{rep.traces_incomplete}; train {rep.split['train']['items']} / test "
                       f"{rep.split['test']['items']} items", highlight=False, soft_wrap=True)
 
@@ -212,6 +212,6 @@ def register(app: typer.Typer) -> None:
                       f"(see {out_dir / 'dropped.jsonl'}); after balancing: {res.balanced}", highlight=False,
                       soft_wrap=True)
         for name, rep in res.exports.items():
-            console.print(f"{name}: {rep.output} ({rep.written} written)", highlight=False)
+            console.print(f"{name}: {escape(str(rep.output))} ({rep.written} written)", highlight=False)
         if res.run.failures_remain:  # failed now or earlier: not done until they are retried
             raise typer.Exit(1)

@@ -172,7 +172,7 @@ def print_result(result: Any, what: str = "items") -> None:
     if result.skipped:
         msg += f", {result.skipped} already finished earlier"
     if result.failed:
-        msg += f", [red]{result.failed} failed[/] (see {result.failures_path}; rerun with --retry-failed)"
+        msg += f", [red]{result.failed} failed[/] (see {escape(str(result.failures_path))}; rerun with --retry-failed)"
     if result.skipped_failed:
         msg += f", [red]{result.skipped_failed} failed earlier[/] (--retry-failed to retry)"
     console.print(msg + f" · run {result.run_id}", highlight=False)

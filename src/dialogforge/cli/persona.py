@@ -10,7 +10,7 @@ import typer
 from ..engine.errors import ConfigError
 from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ContinueOpt, ExecutorOpt, KeyEnvOpt,
                      ModelOpt, RayAddressOpt, RayWorkersOpt, StoreOpt, check_executor_flags, console, friendly_errors,
-                     make_engine, print_result, require_rows, run_async, use_executor)
+                     escape, make_engine, print_result, require_rows, run_async, use_executor)
 
 
 def _parse_turns(value: Optional[str]) -> int | tuple[int, int] | None:
@@ -87,7 +87,7 @@ def register(app: typer.Typer) -> None:
         res = run_async(main)
         if res.engine_result is not None:
             print_result(res.engine_result, "dialogues")
-        console.print(f"raw: {res.raw_path}\nfiltered: {res.filtered_path}\nsummary: {res.summary_path}",
+        console.print(escape(f"raw: {res.raw_path}\nfiltered: {res.filtered_path}\nsummary: {res.summary_path}"),
                       highlight=False)
         if res.engine_result is not None and res.engine_result.failures_remain:
             raise typer.Exit(1)
@@ -152,7 +152,7 @@ def register(app: typer.Typer) -> None:
                 if engine is not None:
                     await engine.aclose()
         s = run_async(main)
-        console.print(f"{s['kept']} of {s['dialogues']} passed · output: {output} · summary: {s['summary_path']}",
+        console.print(escape(f"{s['kept']} of {s['dialogues']} passed · output: {output} · summary: {s['summary_path']}"),
                       highlight=False)
         if "repair" in s:
             r = s["repair"]
@@ -170,12 +170,11 @@ def register(app: typer.Typer) -> None:
         """Convert an older multi-turn persona generator config; prints what was and was not mapped."""
         from ..workflows.persona.import_config import write_imported
         _, mapped, skipped = write_imported(old, output)
-        from rich.markup import escape
         for m in mapped:
             console.print(f"[green]mapped[/]  {escape(m)}", highlight=False)
         for s in skipped:
             console.print(f"[yellow]not mapped[/]  {escape(s)}", highlight=False)
-        console.print(f"wrote {output}", highlight=False)
+        console.print(escape(f"wrote {output}"), highlight=False)
 
     from .demo import demo_cmd  # one demo: `persona demo` is `dialogforge demo`, same flags
     persona_app.command("demo", help="The same as `dialogforge demo` (same flags).")(friendly_errors(demo_cmd))

@@ -5,10 +5,9 @@ from pathlib import Path
 from typing import Any, Optional
 
 import typer
-from rich.markup import escape
 
 from .common import (BaseUrlOpt, BatchFileOpt, BatchOpt, BatchPollOpt, ConfigOpt, ContinueOpt, KeyEnvOpt, ModelOpt,
-                     StoreOpt, console, friendly_errors, make_engine, print_result, run_async, use_executor)
+                     StoreOpt, console, escape, friendly_errors, make_engine, print_result, run_async, use_executor)
 
 QuietOpt = typer.Option(False, "--quiet", "-q", help="No progress display.")
 RetryOpt = typer.Option(False, "--retry-failed", help="Run only the items that failed before.")
@@ -65,7 +64,7 @@ def register(app: typer.Typer) -> None:
         res = _run(engine, lambda: make_scenes(engine, cfg, seeds, output, limit=limit, retry_failed=retry_failed, continue_=continue_,
                                                progress=not quiet))
         print_result(res, "scenes")
-        console.print(f"scenes: {output}\nyaml: {yaml_path(output)}", highlight=False)
+        console.print(escape(f"scenes: {output}\nyaml: {yaml_path(output)}"), highlight=False)
         if res.failures_remain:  # failed now or earlier: not done until they are retried
             raise typer.Exit(1)
 
@@ -94,7 +93,7 @@ def register(app: typer.Typer) -> None:
         res, tdir, n = _run(engine, lambda: simulate(engine, cfg, scenes, output, test_traces=test_traces,
                                                      limit=limit, retry_failed=retry_failed, continue_=continue_, progress=not quiet))
         print_result(res, "traces")
-        console.print(f"traces: {output}\ntest traces: {tdir} ({n} files)", highlight=False)
+        console.print(escape(f"traces: {output}\ntest traces: {tdir} ({n} files)"), highlight=False)
         if res.failures_remain:  # failed now or earlier: not done until they are retried
             raise typer.Exit(1)
 
@@ -125,10 +124,10 @@ def register(app: typer.Typer) -> None:
         print_result(res.run, "traces")
         n_samples = sum(1 for ln in res.samples.read_bytes().splitlines() if ln.strip()) if res.samples.exists() else 0
         n_dropped = sum(1 for ln in res.dropped.read_bytes().splitlines() if ln.strip()) if res.dropped.exists() else 0
-        console.print(f"samples: {res.samples} ({n_samples}); turns dropped after all trials: {n_dropped} "
-                      f"({res.dropped})", highlight=False)
+        console.print(escape(f"samples: {res.samples} ({n_samples}); turns dropped after all trials: {n_dropped} "
+                             f"({res.dropped})"), highlight=False)
         for name, rep in res.exports.items():
-            console.print(f"{name}: {rep.output} ({rep.written} written, {sum(rep.rejected.values())} rejected)",
+            console.print(escape(f"{name}: {rep.output} ({rep.written} written, {sum(rep.rejected.values())} rejected)"),
                           highlight=False)
         if res.run.failures_remain or res.bad_files:
             raise typer.Exit(1)
@@ -171,7 +170,7 @@ def register(app: typer.Typer) -> None:
         out.print(res.table.rich())
         for t in res.extra:
             out.print(t.rich())
-        console.print(f"csv: {res.csv}\nreport: {res.html}\nresults: {res.results}", highlight=False)
+        console.print(escape(f"csv: {res.csv}\nreport: {res.html}\nresults: {res.results}"), highlight=False)
         # failed turns (an agent's unparseable answer included) are a measured outcome: the table counts them
         if res.bad_files:
             raise typer.Exit(1)
