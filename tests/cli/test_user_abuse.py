@@ -2,6 +2,7 @@
 output, no annotation project), a missing extra is one line, bad rows that leave nothing to write fail."""
 from __future__ import annotations
 
+import json
 import os
 import sys
 
@@ -479,3 +480,35 @@ def test_paths_with_square_brackets_are_printed_as_they_are(scratch, server):
     (scratch / "seedtask.yaml").write_text("coding:\n  tasks: [fix a bug]\n  sample_events: [opened editor]\n")
     r = run("proactive", "scenes", "seedtask.yaml", "-o", "s[bold].jsonl", "--base-url", server.base_url, "--model", "m")
     assert r.exit_code == 0 and "scenes: s[bold].jsonl" in r.output and "yaml: s[bold].yaml" in r.output, r.output
+
+
+def test_agent_pairs_with_no_pair_to_make_says_why_and_writes_nothing(scratch):
+    (scratch / "out" / "round_1").mkdir(parents=True)
+    msgs = [{"role": "user", "content": "fix it"}, {"role": "assistant", "content": "done"}]
+    rows = [{"instance": "a", "round": 1, "repeat": k, "reward": 1.0, "messages": msgs} for k in (0, 1)]
+    (scratch / "out" / "round_1" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    one_error(run("agent", "pairs", "out", "-o", "p.jsonl"), "samples.jsonl:1: not an agent SFT sample (missing "
+                                                              "'sample_index')")  # was a KeyError traceback
+    rows = [{**r, "sample_index": 0, "step": 0} for r in rows]  # equal rewards: no pair to make
+    (scratch / "out" / "round_1" / "samples.jsonl").write_text("".join(json.dumps(r) + "\n" for r in rows))
+    r = run("agent", "pairs", "out", "-o", "p.jsonl")
+    assert r.exit_code == 1 and "no pairs" in r.output and "--min-margin 0.5" in r.output, r.output
+    assert not (scratch / "p.jsonl").exists()
+
+
+@pytest.mark.parametrize("row, needle", [({"messages": 5}, "index.jsonl: row 1: not an agent index row (missing 'status')"),
+                                         ({"status": 5, "reward": "x", "success": 1, "n_samples": "3"},
+                                          "status must be text, reward a number or null")])
+def test_agent_stats_names_a_row_that_is_no_index_row(scratch, row, needle):
+    (scratch / "out" / "round_1").mkdir(parents=True)
+    (scratch / "out" / "round_1" / "index.jsonl").write_text(json.dumps(row) + "\n")
+    one_error(run("agent", "stats", "out"), needle)  # was a KeyError traceback
+
+
+def test_agent_pairs_names_fields_of_the_wrong_type(scratch):
+    (scratch / "out" / "round_1").mkdir(parents=True)
+    row = {"round": 1, "instance": ["a"], "repeat": 0, "reward": 1, "messages": [{"role": "user", "content": "x"}],
+           "sample_index": 0, "step": 0}
+    (scratch / "out" / "round_1" / "samples.jsonl").write_text(json.dumps(row) + "\n")
+    one_error(run("agent", "pairs", "out", "-o", "p.jsonl"), "samples.jsonl:1: fields round, instance and repeat")
+    assert not (scratch / "p.jsonl").exists()

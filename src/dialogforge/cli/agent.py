@@ -169,8 +169,13 @@ def register(app: typer.Typer) -> None:
         refuse_overwrite(files, {"-o": output})
         pairs = preference_pairs(files, min_margin=min_margin, max_per_instance=max_per_instance or None)
         first = next(pairs, None)  # every samples file is read here: a bad one fails before the output exists
+        if first is None:  # nothing to write: no empty file, and not a success
+            console.print(f"[bold red]no pairs[/]: no two scored repeats of an instance differ by --min-margin "
+                          f"{min_margin} in reward with a reply that differs; {escape(str(output))} not written",
+                          highlight=False, soft_wrap=True)
+            raise typer.Exit(1)
         with JsonlWriter(output) as w:
-            for rec in itertools.chain([first] if first is not None else [], pairs):
+            for rec in itertools.chain([first], pairs):
                 w.write(rec)
         out = escape(str(output))
         console.print(f"[green]pairs[/]: {w.count} written to {out} · export them with "

@@ -33,12 +33,20 @@ def _rollouts(samples_paths: Iterable[str | os.PathLike]) -> dict[tuple, dict[tu
                 raise InputError(f"{line.where(path)}: {line.error}")
             if rec.get("purpose", "main") != "main" or rec.get("reward") is None:
                 continue  # auxiliary calls and rollouts without a reward (environment errors) make no pairs
-            try:
-                key = (rec["round"], rec["instance"])
-                roll = groups[key].setdefault((rec.get("run"), rec["repeat"]), {"reward": rec["reward"], "steps": []})
-                roll["steps"].append(rec)
-            except KeyError as e:
-                raise InputError(f"{line.where(path)}: not an agent SFT sample (missing {e.args[0]!r})") from None
+            missing = [k for k in ("round", "instance", "repeat", "sample_index", "step", "messages") if k not in rec]
+            if missing:
+                raise InputError(f"{line.where(path)}: not an agent SFT sample (missing {missing[0]!r})")
+            if not isinstance(rec["messages"], list) or not rec["messages"]:
+                raise InputError(f"{line.where(path)}: field 'messages' must be a non-empty list")
+            if not isinstance(rec["reward"], (int, float)) or isinstance(rec["reward"], bool):
+                raise InputError(f"{line.where(path)}: field 'reward' must be a number")
+            if not all(isinstance(rec[k], (str, int)) for k in ("round", "instance", "repeat")) \
+                    or not isinstance(rec["sample_index"], int) or not isinstance(rec.get("run"), (str, type(None))):
+                raise InputError(f"{line.where(path)}: fields round, instance and repeat must be text or numbers, "
+                                 "sample_index a number, run text")
+            roll = groups[(rec["round"], rec["instance"])].setdefault((rec.get("run"), rec["repeat"]),
+                                                                       {"reward": rec["reward"], "steps": []})
+            roll["steps"].append(rec)
     for rolls in groups.values():
         for r in rolls.values():
             r["steps"].sort(key=lambda s: s["sample_index"])

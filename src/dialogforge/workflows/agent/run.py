@@ -18,7 +18,7 @@ from typing import Any, Awaitable, Callable
 
 from ...core.rows import read_records
 from ...engine import Engine, ItemContext, Records, Shippable
-from ...engine.errors import ConfigError
+from ...engine.errors import ConfigError, InputError
 from ...engine.outputs import check_paths
 from .config import AgentConfig
 from .context import TokenCounter
@@ -95,12 +95,26 @@ def run_identity(cfg: AgentConfig, tasks: list[Task]) -> dict[str, Any]:
     }
 
 
+def _check_index_row(path: Path, n: int, row: dict) -> None:
+    """A row of index.jsonl as `agent run` writes it, or one line naming the file, row and field."""
+    where = f"{path}: row {n}: not an agent index row"
+    missing = [k for k in ("status", "reward", "success", "n_samples") if k not in row]
+    if missing:
+        raise InputError(f"{where} (missing {missing[0]!r})")
+    r, n_samples = row["reward"], row["n_samples"]
+    if not isinstance(row["status"], str) or not isinstance(n_samples, int) or isinstance(n_samples, bool) \
+            or not (r is None or (isinstance(r, (int, float)) and not isinstance(r, bool))):
+        raise InputError(f"{where} (status must be text, reward a number or null, n_samples a count)")
+
+
 def summarize(out_dir: str | Path, rounds: list[int]) -> dict:
     """Counts by status, successes and mean reward per round, read back from the index files."""
     out: dict[str, Any] = {}
     for r in rounds:
         p = round_outputs(out_dir, r)["index"]
         rows = list(read_records(p, missing_ok=True))
+        for i, row in enumerate(rows, 1):
+            _check_index_row(p, i, row)
         statuses: dict[str, int] = {}
         for row in rows:
             statuses[row["status"]] = statuses.get(row["status"], 0) + 1
