@@ -512,3 +512,11 @@ def test_agent_pairs_names_fields_of_the_wrong_type(scratch):
     (scratch / "out" / "round_1" / "samples.jsonl").write_text(json.dumps(row) + "\n")
     one_error(run("agent", "pairs", "out", "-o", "p.jsonl"), "samples.jsonl:1: fields round, instance and repeat")
     assert not (scratch / "p.jsonl").exists()
+
+
+@pytest.mark.parametrize("config, needle", [("x: &a [*a]\n", "c.yaml: a YAML alias (*name) refers to a node that holds it"),
+                                            ("persona: {personas: 5}\n", "persona.personas: a persona name")])
+def test_configs_that_broke_the_loader_are_one_line(scratch, server, config, needle):
+    (scratch / "c.yaml").write_text(config)
+    one_error(run("persona", "run", "c.yaml", "--base-url", server.base_url, "--model", "m"), needle)  # were tracebacks
+    assert files(scratch) == {"c.yaml"}

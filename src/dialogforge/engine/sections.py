@@ -55,10 +55,24 @@ def read_yaml_lines(path: str | os.PathLike) -> tuple[Any, dict[Loc, int]]:
         mark = getattr(e, "problem_mark", None)
         where = f"{p}:{mark.line + 1}" if mark else str(p)
         raise ConfigError(f"invalid YAML in {where}: {getattr(e, 'problem', e)}") from None
+    if _cyclic(data, set()):
+        raise ConfigError(f"{p}: a YAML alias (*name) refers to a node that holds it: the config never ends")
     lines: dict[Loc, int] = {}
     if node is not None:
         _walk(node, (), lines)
     return (data if data is not None else {}), lines
+
+
+def _cyclic(value: Any, above: set[int]) -> bool:
+    """Whether `value` contains itself (YAML anchors can make a list or mapping that does)."""
+    if not isinstance(value, (dict, list)):
+        return False
+    if id(value) in above:
+        return True
+    above.add(id(value))
+    found = any(_cyclic(v, above) for v in (value.values() if isinstance(value, dict) else value))
+    above.discard(id(value))
+    return found
 
 
 def _walk(node: yaml.Node, loc: Loc, out: dict[Loc, int]) -> None:

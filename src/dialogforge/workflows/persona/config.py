@@ -155,6 +155,8 @@ class PersonaConfig(Strict):
     def _builtin(cls, v: Any) -> Any:
         if isinstance(v, (str, dict)):
             v = [v]
+        if v is not None and not isinstance(v, list):
+            raise ValueError("a persona name, a persona definition, or a list of them")
         out = []
         for i, p in enumerate(v or []):
             if isinstance(p, str):
