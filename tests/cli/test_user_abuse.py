@@ -520,3 +520,11 @@ def test_configs_that_broke_the_loader_are_one_line(scratch, server, config, nee
     (scratch / "c.yaml").write_text(config)
     one_error(run("persona", "run", "c.yaml", "--base-url", server.base_url, "--model", "m"), needle)  # were tracebacks
     assert files(scratch) == {"c.yaml"}
+
+
+def test_runs_calls_into_a_folder_names_the_folder(scratch, server):
+    (scratch / "in.jsonl").write_text('{"prompt": "hi"}\n')
+    assert run("generate", "in.jsonl", "-o", "o.jsonl", "--base-url", server.base_url, "--model", "m", "-q").exit_code == 0
+    (scratch / "calls").mkdir()
+    one_error(run("runs", "calls", "-o", "calls"), "calls: is a folder; give a file name")  # named a hidden temp file
+    assert not [p for p in (scratch / "calls").iterdir()] and not list(scratch.glob(".calls*"))

@@ -27,6 +27,8 @@ COLUMNS = ("id", "item_id", "purpose", "endpoint", "model", "request", "response
 @contextmanager
 def _replacing(path: Path) -> Iterator[Path]:
     """A temporary path beside ``path``, renamed onto it when the block ends without an error."""
+    if path.is_dir():
+        raise DialogforgeError(f"{path}: is a folder; give a file name")
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     os.close(fd)
