@@ -528,3 +528,10 @@ def test_runs_calls_into_a_folder_names_the_folder(scratch, server):
     (scratch / "calls").mkdir()
     one_error(run("runs", "calls", "-o", "calls"), "calls: is a folder; give a file name")  # named a hidden temp file
     assert not [p for p in (scratch / "calls").iterdir()] and not list(scratch.glob(".calls*"))
+
+
+def test_dedup_checks_both_of_its_outputs_before_writing_either(scratch):
+    (scratch / "d.jsonl").write_text(DIALOGUE)
+    (scratch / "fold").mkdir()
+    one_error(run("dedup", "d.jsonl", "-o", "x.jsonl", "--clusters", "fold"), "fold: is a folder")
+    assert files(scratch) == {"d.jsonl", "fold"}  # no x.jsonl written before the clusters report failed

@@ -95,7 +95,11 @@ def dedup(input: str | os.PathLike, output: str | os.PathLike, *, exact: bool = 
         raise InputError("--no-exact with --no-near leaves nothing to do: keep one of them")
     if Path(input).resolve() == Path(output).resolve():
         raise InputError("output must differ from input")
-    refuse_overwrite([input], {"--clusters": clusters or Path(output).with_suffix(".clusters.json")})
+    cpath = Path(clusters) if clusters else Path(output).with_suffix(".clusters.json")
+    refuse_overwrite([input], {"--clusters": cpath})
+    for p in (Path(output), cpath):  # both checked before either is written
+        if p.is_dir():
+            raise InputError(f"{p}: is a folder; give a file name")
     lsh = None
     if near:
         from datasketch import MinHash, MinHashLSH
@@ -176,7 +180,6 @@ def dedup(input: str | os.PathLike, output: str | os.PathLike, *, exact: bool = 
             if line.index in keep_rows and line.record is not None:
                 w.write(line.record)
     report.kept = w.count
-    cpath = Path(clusters) if clusters else Path(output).with_suffix(".clusters.json")
     cpath.write_bytes(orjson.dumps({
         "input": str(input), "output": str(output), "exact": exact, "near": near, "threshold": threshold,
         "ngram": ngram, "num_perm": num_perm, "text": text, "keep": keep, **report.to_dict(),
