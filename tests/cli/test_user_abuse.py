@@ -535,3 +535,13 @@ def test_dedup_checks_both_of_its_outputs_before_writing_either(scratch):
     (scratch / "fold").mkdir()
     one_error(run("dedup", "d.jsonl", "-o", "x.jsonl", "--clusters", "fold"), "fold: is a folder")
     assert files(scratch) == {"d.jsonl", "fold"}  # no x.jsonl written before the clusters report failed
+
+
+def test_annotate_serve_on_a_port_in_use_is_one_line_and_creates_no_project(scratch):
+    import socket
+    with socket.socket() as busy:
+        busy.bind(("127.0.0.1", 0))
+        busy.listen()
+        port = busy.getsockname()[1]
+        one_error(run("annotate", "serve", "proj", "--port", str(port)), f"cannot listen on 127.0.0.1:{port}")
+    assert files(scratch) == set()  # no project, no admin password printed for a server that never ran

@@ -37,6 +37,20 @@ def warnings_for(host: str, extra: list[str]) -> list[str]:
     return out
 
 
+def check_listen(host: str, port: int) -> None:
+    """Refuse an address the server could not listen on (port in use, unknown host) before the project opens."""
+    import socket
+
+    from ..core.errors import DialogforgeError
+    try:
+        family, kind, proto, _, addr = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+        with socket.socket(family, kind, proto) as s:
+            s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as uvicorn binds
+            s.bind(addr)
+    except OSError as e:
+        raise DialogforgeError(f"cannot listen on {host}:{port}: {e.strerror or e}") from None
+
+
 def serve(project: Project, host: str, port: int, extra_hosts: list[str], secure_cookies: bool,
           say: Callable[[str], None]) -> None:
     import uvicorn

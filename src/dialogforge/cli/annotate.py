@@ -92,7 +92,8 @@ def register(app: typer.Typer) -> None:
         db: Optional[str] = DbOpt,
     ) -> None:
         """Run the annotation web app (127.0.0.1:8765 by default)."""
-        from ..annotate.server import serve, warnings_for
+        from ..annotate.server import check_listen, serve, warnings_for
+        check_listen(host, port)  # a port in use or an unknown host: one line, before the project is opened
         proj = _open(project, db, annotators=annotators, lease_minutes=lease_minutes)
         for w in warnings_for(host, allowed_host):
             console.print(f"[bold yellow]warning:[/] {escape(w)}", highlight=False, soft_wrap=True)
